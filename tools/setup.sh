@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Install everything the build and the tests need on a fresh Debian 12 machine.
+# Idempotent: when everything is there it only checks, in seconds.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+DEB_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web rust-web-src
+	qemu-system-arm flex bison bc libelf-dev libssl-dev cpio kmod make gcc
+	python3 xz-utils git perl"
+
+step "Debian packages"
+missing=
+for p in $DEB_PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	info "installing:$missing"
+	$SUDO apt-get update -q >/dev/null ||
+		die "apt-get update failed" "check that the Debian archive is reachable"
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q $missing >/dev/null ||
+		die "apt-get install$missing failed" "run it by hand to see apt's message"
+else
+	info "all present"
+fi
+[ -x "$RUSTC_KERNEL" ] && "$RUSTC_KERNEL" --version | grep -q '^rustc 1\.9[6-9]' ||
+	die "$RUSTC_KERNEL is not rustc-web >= 1.96" "apt-get install rustc-web rust-web-src from bookworm-security"
+
+mkdir -p "$APF_TOOLS"
+
+step "bindgen-cli (crates.io)"
+if [ -x "$BINDGEN" ]; then
+	info "$("$BINDGEN" --version)"
+else
+	cargo install --locked --root "$APF_TOOLS/cargo" bindgen-cli@0.73.2 >/dev/null 2>"$APF_TOOLS/bindgen.log" ||
+		die "cargo install bindgen-cli failed (log: $APF_TOOLS/bindgen.log)" "check crates.io is reachable and cargo works"
+	info "$("$BINDGEN" --version)"
+fi
+
+step "libclang (PyPI wheel)"
+if [ -f "$LIBCLANG_PATH/libclang.so" ]; then
+	info "present"
+else
+	python3 -m pip install -q --target "$APF_TOOLS/libclang" libclang==18.1.1 ||
+		die "pip install libclang failed" "check PyPI is reachable"
+fi
+
+step "static arm64 busybox"
+BUSYBOX=$APF_TOOLS/busybox
+if [ -x "$BUSYBOX" ]; then
+	info "present"
+else
+	lists=$APF_TOOLS/apt-arm64/lists
+	mkdir -p "$lists/partial" "$APF_TOOLS/apt-arm64/dl"
+	opts=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Dir::State::Lists="$lists")
+	apt-get "${opts[@]}" update -q >/dev/null ||
+		die "apt-get update for arm64 lists failed" "check the Debian archive is reachable"
+	(cd "$APF_TOOLS/apt-arm64/dl" && apt-get "${opts[@]}" download busybox-static:arm64 >/dev/null) ||
+		die "apt-get download busybox-static:arm64 failed"
+	tmp=$(mktemp -d)
+	dpkg-deb -x "$APF_TOOLS"/apt-arm64/dl/busybox-static_*_arm64.deb "$tmp"
+	cp "$tmp/bin/busybox" "$BUSYBOX"
+	rm -rf "$tmp"
+	info "extracted"
+fi
+
+step "kernel source $KSRC_PKG $KSRC_VERSION"
+KSRC_TARBALL=$APF_TOOLS/linux-source-7.3.tar.xz
+if [ -f "$KSRC_TARBALL" ]; then
+	info "present"
+else
+	src=$APF_TOOLS/apt-backports
+	mkdir -p "$src/lists/partial" "$src/dl"
+	# The machine's own Debian entry, pointed at trixie-backports; used only
+	# through private options so the system's apt configuration is untouched.
+	sed -n '/^Types:/,/^$/p' /etc/apt/sources.list.d/debian.sources | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' |
+		sed 's/^Suites:.*/Suites: trixie-backports/' >"$src/backports.sources"
+	opts=(-o Dir::Etc::SourceList="$src/backports.sources" -o Dir::Etc::SourceParts=/dev/null
+	      -o Dir::State::Lists="$src/lists")
+	apt-get "${opts[@]}" update -q >/dev/null ||
+		die "apt-get update of trixie-backports failed" "check the Debian archive is reachable"
+	(cd "$src/dl" && apt-get "${opts[@]}" download "$KSRC_PKG=$KSRC_VERSION" >/dev/null) ||
+		die "cannot download $KSRC_PKG=$KSRC_VERSION" "the suite may have moved on: pin the new version and its sha256 in tools/lib.sh and tools/linux-source.sha256"
+	deb=$(ls "$src"/dl/${KSRC_PKG}_*.deb)
+	if [ -s "$KSRC_SHA256_FILE" ]; then
+		(cd "$src/dl" && sed "s|  .*|  $(basename "$deb")|" "$KSRC_SHA256_FILE" | sha256sum -c --quiet) ||
+			die "sha256 of $deb does not match $KSRC_SHA256_FILE"
+	else
+		die "no pinned sha256 in $KSRC_SHA256_FILE" "sha256sum $deb > $KSRC_SHA256_FILE after checking it"
+	fi
+	tmp=$(mktemp -d)
+	dpkg-deb -x "$deb" "$tmp"
+	mv "$tmp"/usr/src/linux-source-7.3.tar.xz "$KSRC_TARBALL"
+	rm -rf "$tmp" "$src/dl"
+	info "downloaded and verified"
+fi
+step "setup done"
