@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Validation of the VMM's input: the `KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF)`
+//! arguments and the `KVM_ARM_VCPU_ASYNC_PF_STATE` vCPU attribute.
+//!
+//! Every error here is the VMM's mistake; the kernel side maps each variant
+//! of [`ConfigError`] and [`StateError`] to `EINVAL`.
+
+use super::record::RECORD_ALIGN;
+use zerocopy_derive::FromBytes;
+use zerocopy_derive::Immutable;
+use zerocopy_derive::IntoBytes;
+use zerocopy_derive::KnownLayout;
+
+/// `KVM_ARM_ASYNC_PF_ENABLE`: `args[0]` bit that enables the feature.
+pub const CAP_FLAG_ENABLE: u64 = 1 << 0;
+/// `KVM_ARM_ASYNC_PF_ALLOW_EL1`: the guest may ask for EL1 notifications.
+pub const CAP_FLAG_ALLOW_EL1: u64 = 1 << 1;
+/// Every capability flag this version knows.
+pub const CAP_KNOWN_FLAGS: u64 = CAP_FLAG_ENABLE | CAP_FLAG_ALLOW_EL1;
+
+/// Slots per vCPU when the VMM passes 0.
+pub const DEFAULT_SLOTS: u32 = 64;
+/// Largest number of slots per vCPU.
+pub const MAX_SLOTS: u32 = 1024;
+
+/// First PPI INTID.
+pub const PPI_FIRST: u32 = 16;
+/// Last PPI INTID.
+pub const PPI_LAST: u32 = 31;
+/// First SPI INTID.
+pub const SPI_FIRST: u32 = 32;
+/// Last SPI INTID (1020..1023 are special INTIDs).
+pub const SPI_LAST: u32 = 1019;
+
+/// Why the capability arguments were refused. Each maps to `EINVAL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `args[0]` has bits other than `ENABLE` and `ALLOW_EL1`.
+    UnknownFlags,
+    /// `ALLOW_EL1` without `ENABLE`.
+    AllowEl1WithoutEnable,
+    /// `args[1]` is not 0 and not a power of two in `1..=MAX_SLOTS`.
+    BadSlots,
+    /// `args[2]` (not-present INTID) is not a PPI (16..=31).
+    NotPresentIntidNotPpi,
+    /// `args[3]` (page-ready INTID) is neither a PPI nor an SPI (32..=1019).
+    ReadyIntidInvalid,
+    /// `args[3]` equals `args[2]`.
+    SameIntid,
+}
+
+/// A validated configuration of the feature for one VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApfConfig {
+    /// Whether the guest may ask for notifications of faults taken at EL1.
+    pub allow_el1: bool,
+    /// Maximum number of outstanding tokens per vCPU: a power of two in
+    /// `1..=MAX_SLOTS`.
+    pub slots: u32,
+    /// Not-present INTID (a PPI).
+    pub np_intid: u32,
+    /// Page-ready INTID (a PPI or an SPI, different from `np_intid`).
+    pub ready_intid: u32,
+}
+
+impl ApfConfig {
+    /// Whether the page-ready interrupt is a PPI (per vCPU) rather than an
+    /// SPI (per VM).
+    pub const fn ready_is_ppi(&self) -> bool {
+        self.ready_intid <= PPI_LAST
+    }
+
+    /// Number of slots as a `usize` (storage sizes).
+    pub const fn slots_usize(&self) -> usize {
+        // Lossless: `slots <= MAX_SLOTS`.
+        self.slots as usize
+    }
+}
+
+/// What `KVM_ENABLE_CAP` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CapRequest {
+    /// `ENABLE` clear: turn the feature off (other arguments ignored).
+    Disable,
+    /// Turn the feature on with this configuration.
+    Enable(ApfConfig),
+}
+
+const fn is_ppi(intid: u64) -> bool {
+    intid >= PPI_FIRST as u64 && intid <= PPI_LAST as u64
+}
+
+const fn is_spi(intid: u64) -> bool {
+    intid >= SPI_FIRST as u64 && intid <= SPI_LAST as u64
+}
+
+/// Validates `cap->args` of `KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF)`.
+///
+/// Checks in order: flags, slots, not-present INTID, ready INTID, distinct.
+pub const fn validate_cap(args: &[u64; 4]) -> Result<CapRequest, ConfigError> {
+    let [flags, slots, np, ready] = *args;
+    if flags & !CAP_KNOWN_FLAGS != 0 {
+        return Err(ConfigError::UnknownFlags);
+    }
+    if flags & CAP_FLAG_ENABLE == 0 {
+        if flags & CAP_FLAG_ALLOW_EL1 != 0 {
+            return Err(ConfigError::AllowEl1WithoutEnable);
+        }
+        return Ok(CapRequest::Disable);
+    }
+    let slots = if slots == 0 { DEFAULT_SLOTS as u64 } else { slots };
+    if !slots.is_power_of_two() || slots > MAX_SLOTS as u64 {
+        return Err(ConfigError::BadSlots);
+    }
+    if !is_ppi(np) {
+        return Err(ConfigError::NotPresentIntidNotPpi);
+    }
+    if !is_ppi(ready) && !is_spi(ready) {
+        return Err(ConfigError::ReadyIntidInvalid);
+    }
+    if ready == np {
+        return Err(ConfigError::SameIntid);
+    }
+    // The casts are lossless: all three values were range checked above.
+    Ok(CapRequest::Enable(ApfConfig {
+        allow_el1: flags & CAP_FLAG_ALLOW_EL1 != 0,
+        slots: slots as u32,
+        np_intid: np as u32,
+        ready_intid: ready as u32,
+    }))
+}
+
+/// `KVM_ARM_VCPU_ASYNC_PF_CTRL` attribute group.
+pub const VCPU_ATTR_GROUP: u64 = 3;
+/// `KVM_ARM_VCPU_ASYNC_PF_STATE` attribute.
+pub const VCPU_ATTR_STATE: u64 = 0;
+
+/// `flags` bit of [`AsyncPfState`]: the guest enabled the feature.
+pub const STATE_FLAG_ENABLED: u64 = 1 << 0;
+/// `flags` bit of [`AsyncPfState`]: the guest enabled EL1 notifications.
+pub const STATE_FLAG_NOTIFY_EL1: u64 = 1 << 1;
+/// Every state flag this version knows.
+pub const STATE_KNOWN_FLAGS: u64 = STATE_FLAG_ENABLED | STATE_FLAG_NOTIFY_EL1;
+/// `record_gpa` of a vCPU without a registered record (`INVALID_GPA`).
+pub const STATE_NO_RECORD: u64 = u64::MAX;
+
+/// `struct kvm_arm_async_pf_state`, exchanged with the VMM through
+/// `KVM_{GET,SET}_DEVICE_ATTR` (host byte order, as any UAPI struct).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct AsyncPfState {
+    /// IPA of the shared record, or [`STATE_NO_RECORD`].
+    pub record_gpa: u64,
+    /// `STATE_FLAG_*`.
+    pub flags: u64,
+    /// Must be zero.
+    pub reserved: [u64; 6],
+}
+
+/// Size of [`AsyncPfState`] in bytes.
+pub const STATE_SIZE: usize = 64;
+const _: () = assert!(core::mem::size_of::<AsyncPfState>() == STATE_SIZE);
+const _: () = assert!(core::mem::offset_of!(AsyncPfState, record_gpa) == 0);
+const _: () = assert!(core::mem::offset_of!(AsyncPfState, flags) == 8);
+const _: () = assert!(core::mem::offset_of!(AsyncPfState, reserved) == 16);
+
+/// Why a `KVM_ARM_VCPU_ASYNC_PF_STATE` set was refused. Each maps to
+/// `EINVAL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateError {
+    /// A `reserved` word is not zero.
+    ReservedNotZero,
+    /// `flags` has unknown bits.
+    UnknownFlags,
+    /// `record_gpa` is not 64-byte aligned (and not [`STATE_NO_RECORD`]).
+    RecordMisaligned,
+    /// `ENABLED` without a record.
+    EnabledWithoutRecord,
+    /// `NOTIFY_EL1` without `ENABLED`.
+    NotifyEl1WithoutEnabled,
+    /// `NOTIFY_EL1` but the VMM did not allow EL1 notifications.
+    El1NotAllowed,
+}
+
+/// The guest-registered state of one vCPU, as saved and restored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SavedState {
+    /// IPA of the shared record, if registered.
+    pub record: Option<u64>,
+    /// Whether the guest enabled the feature.
+    pub enabled: bool,
+    /// Whether the guest asked for EL1 notifications.
+    pub notify_el1: bool,
+}
+
+impl SavedState {
+    /// Encodes the state for `KVM_GET_DEVICE_ATTR`.
+    pub const fn encode(&self) -> AsyncPfState {
+        let mut flags = 0;
+        if self.enabled {
+            flags |= STATE_FLAG_ENABLED;
+        }
+        if self.notify_el1 {
+            flags |= STATE_FLAG_NOTIFY_EL1;
+        }
+        AsyncPfState {
+            record_gpa: match self.record {
+                Some(gpa) => gpa,
+                None => STATE_NO_RECORD,
+            },
+            flags,
+            reserved: [0; 6],
+        }
+    }
+
+    /// Decodes and validates the state given to `KVM_SET_DEVICE_ATTR`.
+    /// `allow_el1` is the VM's [`ApfConfig::allow_el1`]. Whether the record
+    /// is guest RAM is left to the caller (memory may be set up later).
+    pub fn decode(raw: &AsyncPfState, allow_el1: bool) -> Result<Self, StateError> {
+        if raw.reserved.iter().any(|&r| r != 0) {
+            return Err(StateError::ReservedNotZero);
+        }
+        if raw.flags & !STATE_KNOWN_FLAGS != 0 {
+            return Err(StateError::UnknownFlags);
+        }
+        let record = if raw.record_gpa == STATE_NO_RECORD {
+            None
+        } else if raw.record_gpa & (RECORD_ALIGN - 1) != 0 {
+            return Err(StateError::RecordMisaligned);
+        } else {
+            Some(raw.record_gpa)
+        };
+        let enabled = raw.flags & STATE_FLAG_ENABLED != 0;
+        let notify_el1 = raw.flags & STATE_FLAG_NOTIFY_EL1 != 0;
+        if enabled && record.is_none() {
+            return Err(StateError::EnabledWithoutRecord);
+        }
+        if notify_el1 && !enabled {
+            return Err(StateError::NotifyEl1WithoutEnabled);
+        }
+        if notify_el1 && !allow_el1 {
+            return Err(StateError::El1NotAllowed);
+        }
+        Ok(Self {
+            record,
+            enabled,
+            notify_el1,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cap_default_slots() {
+        let r = validate_cap(&[1, 0, 16, 17]);
+        assert_eq!(
+            r,
+            Ok(CapRequest::Enable(ApfConfig {
+                allow_el1: false,
+                slots: 64,
+                np_intid: 16,
+                ready_intid: 17
+            }))
+        );
+        assert_eq!(validate_cap(&[0, 5, 0, 0]), Ok(CapRequest::Disable));
+        assert_eq!(validate_cap(&[1, 3, 16, 17]), Err(ConfigError::BadSlots));
+    }
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Pure logic of the async page fault module: no `kernel` crate, only
+//! `core` and `zerocopy`, so the same files also build as the host crate
+//! `rust/host` for `cargo test` and property tests.
+
+// The items are `pub` because these files are also the public API of the
+// host test crate; in the module they sit in a private module, and the glue
+// uses only part of them (the rest is covered by the host tests).
+#![allow(unreachable_pub, dead_code)]
+
+pub(crate) mod completion_queue;
+pub(crate) mod config;
+pub(crate) mod gfn_table;
+pub(crate) mod hypercall;
+pub(crate) mod record;
+pub(crate) mod token;
+pub(crate) mod vcpu_state;

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Layout of the 64-byte shared record in guest RAM and encoders of the
+//! little-endian writes the host makes to it.
+//!
+//! The host only ever writes whole 8-byte fields: a token, or the version
+//! word together with the reserved word that follows it.
+
+use super::token::Token;
+use zerocopy::byteorder::little_endian::U32;
+use zerocopy::byteorder::little_endian::U64;
+use zerocopy_derive::FromBytes;
+use zerocopy_derive::Immutable;
+use zerocopy_derive::IntoBytes;
+use zerocopy_derive::KnownLayout;
+
+/// Size of the record.
+pub const RECORD_SIZE: usize = 64;
+/// Required alignment of the record in guest memory.
+pub const RECORD_ALIGN: u64 = 64;
+/// Offset of `not_present_token` (host writes it before raising the
+/// not-present interrupt).
+pub const NOT_PRESENT_TOKEN_OFFSET: usize = 0x00;
+/// Offset of `ready_token` (host writes it before raising page-ready).
+pub const READY_TOKEN_OFFSET: usize = 0x08;
+/// Offset of `version` (host writes it at `SET_RECORD`).
+pub const VERSION_OFFSET: usize = 0x10;
+/// Offset of the 4-byte reserved word after `version`.
+pub const RESERVED0_OFFSET: usize = 0x14;
+/// Offset of the 40-byte reserved tail.
+pub const RESERVED_OFFSET: usize = 0x18;
+/// Layout version written to `version`.
+pub const RECORD_VERSION: u32 = 1;
+
+/// The shared record (all fields little-endian, no padding).
+#[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct ApfRecord {
+    /// Page-aligned IPA that is not present.
+    pub not_present_token: U64,
+    /// Page-aligned IPA now present, or `WAKE_ALL`.
+    pub ready_token: U64,
+    /// Layout version, [`RECORD_VERSION`].
+    pub version: U32,
+    /// Reserved, 0.
+    pub reserved0: U32,
+    /// Reserved, 0.
+    pub reserved: [U64; 5],
+}
+
+const _: () = assert!(core::mem::size_of::<ApfRecord>() == RECORD_SIZE);
+const _: () = assert!(core::mem::align_of::<ApfRecord>() == 1);
+const _: () = assert!(core::mem::offset_of!(ApfRecord, not_present_token) == NOT_PRESENT_TOKEN_OFFSET);
+const _: () = assert!(core::mem::offset_of!(ApfRecord, ready_token) == READY_TOKEN_OFFSET);
+const _: () = assert!(core::mem::offset_of!(ApfRecord, version) == VERSION_OFFSET);
+const _: () = assert!(core::mem::offset_of!(ApfRecord, reserved0) == RESERVED0_OFFSET);
+const _: () = assert!(core::mem::offset_of!(ApfRecord, reserved) == RESERVED_OFFSET);
+const _: () = assert!(RESERVED_OFFSET + 40 == RECORD_SIZE);
+
+impl ApfRecord {
+    /// The record as the host initialises it: tokens 0, version 1.
+    pub fn initial() -> Self {
+        Self {
+            version: U32::new(RECORD_VERSION),
+            ..Self::default()
+        }
+    }
+}
+
+/// One 8-byte write into guest memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestWrite {
+    /// Guest physical address of the first byte.
+    pub gpa: u64,
+    /// Little-endian bytes to write.
+    pub bytes: [u8; 8],
+}
+
+/// Guest address of the field at `offset` of the record at `record`;
+/// `None` on overflow (the record was checked to be RAM, so this does not
+/// happen for a registered record).
+const fn field_gpa(record: u64, offset: usize) -> Option<u64> {
+    // Lossless: offsets are below RECORD_SIZE.
+    record.checked_add(offset as u64)
+}
+
+/// The write that stores `token` in `not_present_token`.
+pub const fn not_present_write(record: u64, token: Token) -> Option<GuestWrite> {
+    match field_gpa(record, NOT_PRESENT_TOKEN_OFFSET) {
+        Some(gpa) => Some(GuestWrite {
+            gpa,
+            bytes: token.to_le_bytes(),
+        }),
+        None => None,
+    }
+}
+
+/// The write that stores `token` in `ready_token`.
+pub const fn ready_write(record: u64, token: Token) -> Option<GuestWrite> {
+    match field_gpa(record, READY_TOKEN_OFFSET) {
+        Some(gpa) => Some(GuestWrite {
+            gpa,
+            bytes: token.to_le_bytes(),
+        }),
+        None => None,
+    }
+}
+
+/// The write that stores `version` = [`RECORD_VERSION`] and clears the
+/// reserved word after it.
+pub const fn version_write(record: u64) -> Option<GuestWrite> {
+    // version (u32 LE) in the low half, reserved0 = 0 in the high half.
+    let word = RECORD_VERSION as u64;
+    match field_gpa(record, VERSION_OFFSET) {
+        Some(gpa) => Some(GuestWrite {
+            gpa,
+            bytes: word.to_le_bytes(),
+        }),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zerocopy::IntoBytes as _;
+
+    #[test]
+    fn version_bytes_match_struct() {
+        let r = ApfRecord::initial();
+        let w = version_write(0x1000).unwrap();
+        assert_eq!(w.gpa, 0x1010);
+        assert_eq!(&r.as_bytes()[VERSION_OFFSET..VERSION_OFFSET + 8], &w.bytes);
+    }
+}
