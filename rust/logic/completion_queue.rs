@@ -65,6 +65,16 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> CompletionQueue<S> {
         Some(Token::from_raw(raw))
     }
 
+    /// Whether `token` is queued (linear scan of at most `capacity()`
+    /// entries).
+    pub fn contains(&self, token: Token) -> bool {
+        let raw = token.raw();
+        (0..self.len).any(|i| {
+            let idx = (self.head + i) % self.cap;
+            self.storage.as_ref().get(idx) == Some(&raw)
+        })
+    }
+
     /// Number of queued tokens.
     pub fn len(&self) -> usize {
         self.len

@@ -166,14 +166,19 @@ pub enum Eligibility {
     NotEnabled,
     /// Taken at EL1 and the guest did not enable EL1 notifications.
     El1NotAllowed,
-    /// The guest was already told this page is not present and faulted on
-    /// it again: block in the stage-2 handler until it is in.
+    /// The guest was already told this page is not present (and not yet
+    /// that it is ready) and faulted on it again: block in the stage-2
+    /// handler until it is in.
     AlreadyPending,
     /// The previous not-present notification is not acknowledged yet, so
     /// the record's `not_present_token` cannot be overwritten.
     NotPresentBusy,
     /// All slots are in use.
     TableFull,
+    /// The `WAKE_ALL` of an earlier `DISABLE` waits for the guest to
+    /// acknowledge the previous page-ready; a new token announced now would
+    /// be written before it and wrongly covered by it.
+    WakeAllPending,
     /// The not-present interrupt could not be taken by the guest now.
     IrqNotDeliverable,
 }
@@ -185,7 +190,8 @@ pub struct Counters {
     pub async_faults: u64,
     /// Faults blocked because the guest re-faulted on a pending page.
     pub blocked_on_pending: u64,
-    /// Faults blocked because a not-present notification was unacknowledged.
+    /// Faults blocked because a not-present notification was unacknowledged
+    /// or a deferred `WAKE_ALL` was not delivered yet.
     pub np_busy: u64,
     /// Faults blocked because all slots were in use.
     pub table_full: u64,
@@ -291,7 +297,7 @@ where
         self.ready_pending
     }
 
-    /// Number of gfns the guest was told about that are not in yet.
+    /// Number of gfns whose work is in flight.
     pub fn outstanding(&self) -> usize {
         self.table.len()
     }
@@ -301,9 +307,11 @@ where
         self.queue.len()
     }
 
-    /// Whether `gfn` is a not-present page the guest was told about.
+    /// Whether the guest was told `gfn` is not present and was not told yet
+    /// that it is ready (its work is in flight, or its completion queued).
     pub fn is_outstanding(&self, gfn: u64) -> bool {
         self.table.contains(gfn)
+            || Token::from_gfn(gfn, self.page_shift).is_some_and(|t| self.queue.contains(t))
     }
 
     /// Iterates over the outstanding gfns.
@@ -473,7 +481,7 @@ where
         let e = self.eligibility(gfn, at_el0, irq_deliverable);
         match e {
             Eligibility::AlreadyPending => self.counters.blocked_on_pending += 1,
-            Eligibility::NotPresentBusy => self.counters.np_busy += 1,
+            Eligibility::NotPresentBusy | Eligibility::WakeAllPending => self.counters.np_busy += 1,
             Eligibility::TableFull => self.counters.table_full += 1,
             Eligibility::IrqNotDeliverable => self.counters.not_deliverable += 1,
             Eligibility::Eligible | Eligibility::NotEnabled | Eligibility::El1NotAllowed => {}
@@ -486,10 +494,12 @@ where
             Eligibility::NotEnabled
         } else if !at_el0 && !self.notify_el1 {
             Eligibility::El1NotAllowed
-        } else if self.table.contains(gfn) {
+        } else if self.is_outstanding(gfn) {
             Eligibility::AlreadyPending
         } else if self.np_pending {
             Eligibility::NotPresentBusy
+        } else if self.wake_all_pending {
+            Eligibility::WakeAllPending
         } else if self.slots_in_use() >= self.cfg.slots_usize() {
             Eligibility::TableFull
         } else if !irq_deliverable {
