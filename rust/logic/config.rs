@@ -109,7 +109,11 @@ pub const fn validate_cap(args: &[u64; 4]) -> Result<CapRequest, ConfigError> {
         }
         return Ok(CapRequest::Disable);
     }
-    let slots = if slots == 0 { DEFAULT_SLOTS as u64 } else { slots };
+    let slots = if slots == 0 {
+        DEFAULT_SLOTS as u64
+    } else {
+        slots
+    };
     if !slots.is_power_of_two() || slots > MAX_SLOTS as u64 {
         return Err(ConfigError::BadSlots);
     }
@@ -147,7 +151,9 @@ pub const STATE_NO_RECORD: u64 = u64::MAX;
 
 /// `struct kvm_arm_async_pf_state`, exchanged with the VMM through
 /// `KVM_{GET,SET}_DEVICE_ATTR` (host byte order, as any UAPI struct).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct AsyncPfState {
     /// IPA of the shared record, or [`STATE_NO_RECORD`].

@@ -90,7 +90,10 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> GfnTable<S> {
 
     /// Home slot of `gfn`: the top bits of a multiplicative (Fibonacci) hash.
     fn home(&self, gfn: u64) -> usize {
-        let h = gfn.wrapping_mul(FIB_MULT).checked_shr(self.shift).unwrap_or(0);
+        let h = gfn
+            .wrapping_mul(FIB_MULT)
+            .checked_shr(self.shift)
+            .unwrap_or(0);
         // Truncation is intended: `h < capacity` already, the mask is a
         // belt-and-braces guarantee of an in-bounds index.
         (h as usize) & self.mask
@@ -217,7 +220,11 @@ impl<S: AsRef<[u64]> + AsMut<[u64]>> GfnTable<S> {
 
     /// Iterates over the gfns in the table, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
-        self.storage.as_ref().iter().copied().filter(|&g| g != EMPTY)
+        self.storage
+            .as_ref()
+            .iter()
+            .copied()
+            .filter(|&g| g != EMPTY)
     }
 
     /// Home slot of `gfn` (for tests and statistics).
@@ -247,9 +254,18 @@ mod tests {
 
     #[test]
     fn bad_storage() {
-        assert_eq!(GfnTable::new([0u64; 3], 1).err(), Some(TableError::BadStorage));
-        assert_eq!(GfnTable::new([0u64; 4], 4).err(), Some(TableError::BadStorage));
-        assert_eq!(GfnTable::new([0u64; 0], 0).err(), Some(TableError::BadStorage));
+        assert_eq!(
+            GfnTable::new([0u64; 3], 1).err(),
+            Some(TableError::BadStorage)
+        );
+        assert_eq!(
+            GfnTable::new([0u64; 4], 4).err(),
+            Some(TableError::BadStorage)
+        );
+        assert_eq!(
+            GfnTable::new([0u64; 0], 0).err(),
+            Some(TableError::BadStorage)
+        );
     }
 
     #[test]

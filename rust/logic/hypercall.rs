@@ -139,7 +139,6 @@ pub enum Request {
     AckReady,
 }
 
-
 /// Decodes the operation in `x1` and its argument in `x2`.
 ///
 /// Checks that need no vCPU state are done here: unknown operation

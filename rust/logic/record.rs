@@ -50,7 +50,8 @@ pub struct ApfRecord {
 
 const _: () = assert!(core::mem::size_of::<ApfRecord>() == RECORD_SIZE);
 const _: () = assert!(core::mem::align_of::<ApfRecord>() == 1);
-const _: () = assert!(core::mem::offset_of!(ApfRecord, not_present_token) == NOT_PRESENT_TOKEN_OFFSET);
+const _: () =
+    assert!(core::mem::offset_of!(ApfRecord, not_present_token) == NOT_PRESENT_TOKEN_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ApfRecord, ready_token) == READY_TOKEN_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ApfRecord, version) == VERSION_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ApfRecord, reserved0) == RESERVED0_OFFSET);

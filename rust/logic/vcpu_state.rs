@@ -248,7 +248,12 @@ where
     /// `page_shift` is the host `PAGE_SHIFT`. `table` must have
     /// `gfn_table::capacity_for(cfg.slots)` entries (any power of two larger
     /// than the slot count works), `queue` at least `cfg.slots`.
-    pub fn new(cfg: ApfConfig, page_shift: u32, table: T, queue: Q) -> Result<Self, StateInitError> {
+    pub fn new(
+        cfg: ApfConfig,
+        page_shift: u32,
+        table: T,
+        queue: Q,
+    ) -> Result<Self, StateInitError> {
         let slots = cfg.slots_usize();
         let table = GfnTable::new(table, slots).map_err(|_| StateInitError::BadTableStorage)?;
         let queue = CompletionQueue::new(queue, slots).ok_or(StateInitError::BadQueueStorage)?;
@@ -465,7 +470,12 @@ where
     }
 
     /// Decodes `x1`/`x2` and handles the call (see [`Self::handle_call`]).
-    pub fn handle_raw<F: FnOnce(u64) -> bool>(&mut self, x1: u64, x2: u64, is_ram: F) -> CallResult {
+    pub fn handle_raw<F: FnOnce(u64) -> bool>(
+        &mut self,
+        x1: u64,
+        x2: u64,
+        is_ram: F,
+    ) -> CallResult {
         match super::hypercall::decode(x1, x2) {
             Ok(req) => self.handle_call(req, is_ram),
             Err(e) => CallResult::err(e),
@@ -518,7 +528,8 @@ where
         if e != Eligibility::Eligible {
             return Err(e);
         }
-        let (Some(record), Some(token)) = (self.record, Token::from_gfn(gfn, self.page_shift)) else {
+        let (Some(record), Some(token)) = (self.record, Token::from_gfn(gfn, self.page_shift))
+        else {
             return Err(Eligibility::NotEnabled);
         };
         if self.table.insert(gfn).is_err() {

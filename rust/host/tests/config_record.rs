@@ -19,7 +19,9 @@ fn cap_flags() {
     assert_eq!(en([2, 0, 16, 17]), Err(ConfigError::AllowEl1WithoutEnable));
     assert_eq!(en([4, 0, 16, 17]), Err(ConfigError::UnknownFlags));
     assert_eq!(en([1 << 63 | 1, 0, 16, 17]), Err(ConfigError::UnknownFlags));
-    let Ok(CapRequest::Enable(c)) = en([3, 0, 16, 17]) else { panic!() };
+    let Ok(CapRequest::Enable(c)) = en([3, 0, 16, 17]) else {
+        panic!()
+    };
     assert!(c.allow_el1);
     assert_eq!(c.slots, DEFAULT_SLOTS);
 }
@@ -37,19 +39,35 @@ fn cap_slots() {
 #[test]
 fn cap_intids() {
     for np in [0u64, 15, 32, 1019, 1 << 32 | 16, u64::MAX] {
-        assert_eq!(en([1, 0, np, 40]), Err(ConfigError::NotPresentIntidNotPpi), "np {np}");
+        assert_eq!(
+            en([1, 0, np, 40]),
+            Err(ConfigError::NotPresentIntidNotPpi),
+            "np {np}"
+        );
     }
     for r in [0u64, 15, 1020, 1023, 1 << 32 | 40, u64::MAX] {
-        assert_eq!(en([1, 0, 16, r]), Err(ConfigError::ReadyIntidInvalid), "ready {r}");
+        assert_eq!(
+            en([1, 0, 16, r]),
+            Err(ConfigError::ReadyIntidInvalid),
+            "ready {r}"
+        );
     }
     assert_eq!(en([1, 0, 31, 31]), Err(ConfigError::SameIntid));
     for r in [16u64, 31, 32, 1019] {
-        let want = if r == 20 { Err(ConfigError::SameIntid) } else { Ok(()) };
+        let want = if r == 20 {
+            Err(ConfigError::SameIntid)
+        } else {
+            Ok(())
+        };
         assert_eq!(en([1, 0, 20, r]).map(|_| ()), want);
     }
-    let Ok(CapRequest::Enable(c)) = en([1, 0, 20, 31]) else { panic!() };
+    let Ok(CapRequest::Enable(c)) = en([1, 0, 20, 31]) else {
+        panic!()
+    };
     assert!(c.ready_is_ppi());
-    let Ok(CapRequest::Enable(c)) = en([1, 0, 20, 32]) else { panic!() };
+    let Ok(CapRequest::Enable(c)) = en([1, 0, 20, 32]) else {
+        panic!()
+    };
     assert!(!c.ready_is_ppi());
 }
 
@@ -87,27 +105,65 @@ proptest! {
 
 #[test]
 fn state_errors() {
-    let ok = AsyncPfState { record_gpa: 0x1000, flags: 1, reserved: [0; 6] };
+    let ok = AsyncPfState {
+        record_gpa: 0x1000,
+        flags: 1,
+        reserved: [0; 6],
+    };
     assert!(SavedState::decode(&ok, false).is_ok());
     for i in 0..6 {
         let mut s = ok;
         s.reserved[i] = 1;
-        assert_eq!(SavedState::decode(&s, true), Err(StateError::ReservedNotZero));
+        assert_eq!(
+            SavedState::decode(&s, true),
+            Err(StateError::ReservedNotZero)
+        );
     }
-    let f = |record_gpa, flags| AsyncPfState { record_gpa, flags, reserved: [0; 6] };
-    assert_eq!(SavedState::decode(&f(0x1000, 4), true), Err(StateError::UnknownFlags));
-    assert_eq!(SavedState::decode(&f(0x1008, 1), true), Err(StateError::RecordMisaligned));
-    assert_eq!(SavedState::decode(&f(u64::MAX, 1), true), Err(StateError::EnabledWithoutRecord));
-    assert_eq!(SavedState::decode(&f(0x1000, 2), true), Err(StateError::NotifyEl1WithoutEnabled));
-    assert_eq!(SavedState::decode(&f(0x1000, 3), false), Err(StateError::El1NotAllowed));
-    assert_eq!(SavedState::decode(&f(u64::MAX, 0), false), Ok(SavedState::default()));
+    let f = |record_gpa, flags| AsyncPfState {
+        record_gpa,
+        flags,
+        reserved: [0; 6],
+    };
+    assert_eq!(
+        SavedState::decode(&f(0x1000, 4), true),
+        Err(StateError::UnknownFlags)
+    );
+    assert_eq!(
+        SavedState::decode(&f(0x1008, 1), true),
+        Err(StateError::RecordMisaligned)
+    );
+    assert_eq!(
+        SavedState::decode(&f(u64::MAX, 1), true),
+        Err(StateError::EnabledWithoutRecord)
+    );
+    assert_eq!(
+        SavedState::decode(&f(0x1000, 2), true),
+        Err(StateError::NotifyEl1WithoutEnabled)
+    );
+    assert_eq!(
+        SavedState::decode(&f(0x1000, 3), false),
+        Err(StateError::El1NotAllowed)
+    );
+    assert_eq!(
+        SavedState::decode(&f(u64::MAX, 0), false),
+        Ok(SavedState::default())
+    );
     assert_eq!(SavedState::default().encode(), f(u64::MAX, 0));
 }
 
 #[test]
 fn record_layout() {
     assert_eq!(core::mem::size_of::<ApfRecord>(), 64);
-    assert_eq!((NOT_PRESENT_TOKEN_OFFSET, READY_TOKEN_OFFSET, VERSION_OFFSET, RESERVED0_OFFSET, RESERVED_OFFSET), (0, 8, 0x10, 0x14, 0x18));
+    assert_eq!(
+        (
+            NOT_PRESENT_TOKEN_OFFSET,
+            READY_TOKEN_OFFSET,
+            VERSION_OFFSET,
+            RESERVED0_OFFSET,
+            RESERVED_OFFSET
+        ),
+        (0, 8, 0x10, 0x14, 0x18)
+    );
     let mut r = ApfRecord::initial();
     r.not_present_token.set(0x1122_3344_5566_7000);
     r.ready_token.set(u64::MAX);
@@ -133,7 +189,10 @@ fn hypercall_constants() {
     assert_eq!(ASYNC_PF_FUNC_ID, 0xc600_0042);
     assert_eq!(ASYNC_PF_FUNC_ID & 0xffff, ASYNC_PF_FUNC_NUM);
     assert_eq!(VENDOR_HYP_BMAP_2_BIT, 2);
-    assert_eq!((SUCCESS, NOT_SUPPORTED, NOT_REQUIRED, INVALID_PARAMETER), (0, -1, -2, -3));
+    assert_eq!(
+        (SUCCESS, NOT_SUPPORTED, NOT_REQUIRED, INVALID_PARAMETER),
+        (0, -1, -2, -3)
+    );
     assert_eq!(INVALID_PARAMETER_RET, u64::MAX - 2);
     for f in 0..64u64 {
         let r = decode(op::ENABLE, 1 << f);

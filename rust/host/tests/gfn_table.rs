@@ -122,7 +122,10 @@ proptest! {
 fn colliding_home_slots_wrap_around() {
     let mut t = GfnTable::new(vec![0u64; 8], 7).unwrap();
     // Find gfns whose home is the last slot, so their chain wraps.
-    let last: Vec<u64> = (0u64..10_000).filter(|&g| t.home_slot(g) == 7).take(4).collect();
+    let last: Vec<u64> = (0u64..10_000)
+        .filter(|&g| t.home_slot(g) == 7)
+        .take(4)
+        .collect();
     assert_eq!(last.len(), 4);
     for &g in &last {
         t.insert(g).unwrap();
@@ -150,8 +153,14 @@ fn full_table_then_insert_fails() {
 
 #[test]
 fn storage_validation() {
-    assert_eq!(GfnTable::new(vec![0u64; 6], 2).err(), Some(TableError::BadStorage));
-    assert_eq!(GfnTable::new(vec![0u64; 8], 8).err(), Some(TableError::BadStorage));
+    assert_eq!(
+        GfnTable::new(vec![0u64; 6], 2).err(),
+        Some(TableError::BadStorage)
+    );
+    assert_eq!(
+        GfnTable::new(vec![0u64; 8], 8).err(),
+        Some(TableError::BadStorage)
+    );
     assert!(GfnTable::new(vec![0u64; 2048], 1024).is_ok());
     // Previous contents are overwritten.
     let t = GfnTable::new(vec![5u64; 4], 2).unwrap();

@@ -67,27 +67,39 @@ impl Guest {
             }
             match &a {
                 Action::WriteNotPresent { record, token } => {
-                    assert_eq!(a.guest_write().unwrap().gpa, record + NOT_PRESENT_TOKEN_OFFSET as u64);
+                    assert_eq!(
+                        a.guest_write().unwrap().gpa,
+                        record + NOT_PRESENT_TOKEN_OFFSET as u64
+                    );
                     assert!(!token.is_wake_all());
                     assert!(self.waiting.insert(token.raw()), "token announced twice");
                     written_np = Some(*token);
                 }
                 Action::WriteReady { record, token } => {
-                    assert_eq!(a.guest_write().unwrap().gpa, record + READY_TOKEN_OFFSET as u64);
+                    assert_eq!(
+                        a.guest_write().unwrap().gpa,
+                        record + READY_TOKEN_OFFSET as u64
+                    );
                     assert!(!self.ready_line, "ready token overwritten before ack");
                     if token.is_wake_all() {
                         self.waiting.clear();
                         self.expect_wake_all = false;
                         self.wake_alls += 1;
                     } else {
-                        assert!(self.waiting.remove(&token.raw()), "ready token {token:?} not waited for (dup or stale)");
+                        assert!(
+                            self.waiting.remove(&token.raw()),
+                            "ready token {token:?} not waited for (dup or stale)"
+                        );
                     }
                     written_ready = Some(*token);
                 }
                 Action::WriteVersion { .. } => {}
                 Action::RaiseNp { intid } => {
                     assert_eq!(*intid, st.config().np_intid);
-                    assert!(written_np.take().is_some(), "np raised without a token write");
+                    assert!(
+                        written_np.take().is_some(),
+                        "np raised without a token write"
+                    );
                     assert!(!self.np_line);
                     self.np_line = true;
                 }
@@ -98,7 +110,10 @@ impl Guest {
                 }
                 Action::RaiseReady { intid } => {
                     assert_eq!(*intid, st.config().ready_intid);
-                    assert!(written_ready.take().is_some(), "ready raised without a token write");
+                    assert!(
+                        written_ready.take().is_some(),
+                        "ready raised without a token write"
+                    );
                     self.ready_line = true;
                 }
                 Action::LowerReady { intid } => {
@@ -167,10 +182,18 @@ impl Guest {
 #[derive(Clone, Debug)]
 enum Op {
     Call(u64, u64),
-    Fault { gfn: u64, el0: bool, deliverable: bool },
+    Fault {
+        gfn: u64,
+        el0: bool,
+        deliverable: bool,
+    },
     Ready(u64),
     Reset,
-    Restore { record: Option<u64>, enabled: bool, el1: bool },
+    Restore {
+        record: Option<u64>,
+        enabled: bool,
+        el1: bool,
+    },
 }
 
 fn x2() -> impl Strategy<Value = u64> {
@@ -215,7 +238,11 @@ fn run(c: ApfConfig, ops: Vec<Op>) {
                 assert_eq!(r.regs, expect, "call {x1} {x2:#x}");
                 g.apply(&st, &r.actions);
             }
-            Op::Fault { gfn, el0, deliverable } => {
+            Op::Fault {
+                gfn,
+                el0,
+                deliverable,
+            } => {
                 let pending = g.waiting.contains(&(gfn << PAGE_SHIFT));
                 assert_eq!(pending, st.is_outstanding(gfn));
                 let expect = if !g.enabled {
@@ -273,8 +300,16 @@ fn run(c: ApfConfig, ops: Vec<Op>) {
                 g.waiting.clear();
                 assert!(!g.np_line && !g.ready_line);
             }
-            Op::Restore { record, enabled, el1 } => {
-                let saved = SavedState { record, enabled: enabled && record.is_some(), notify_el1: el1 && enabled && record.is_some() && c.allow_el1 };
+            Op::Restore {
+                record,
+                enabled,
+                el1,
+            } => {
+                let saved = SavedState {
+                    record,
+                    enabled: enabled && record.is_some(),
+                    notify_el1: el1 && enabled && record.is_some() && c.allow_el1,
+                };
                 let a = st.restore(&saved);
                 g.record = record;
                 g.enabled = saved.enabled;
@@ -347,8 +382,14 @@ fn abi_rows() {
     assert_eq!(call(&mut st, 2, 0x20_0000).0, INVALID_PARAMETER);
     let (rc, a) = call(&mut st, 2, 0x1000);
     assert_eq!(rc, SUCCESS);
-    assert_eq!(a.iter().collect::<Vec<_>>(), vec![Action::WriteVersion { record: 0x1000 }]);
-    assert_eq!(a.iter().next().unwrap().guest_write().unwrap().bytes, [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        a.iter().collect::<Vec<_>>(),
+        vec![Action::WriteVersion { record: 0x1000 }]
+    );
+    assert_eq!(
+        a.iter().next().unwrap().guest_write().unwrap().bytes,
+        [1, 0, 0, 0, 0, 0, 0, 0]
+    );
     assert_eq!(call(&mut st, 3, 0).0, SUCCESS);
     // Unregister only while disabled.
     assert_eq!(call(&mut st, 2, u64::MAX).0, INVALID_PARAMETER);
@@ -356,19 +397,37 @@ fn abi_rows() {
     assert_eq!(call(&mut st, 5, 0).0, NOT_REQUIRED);
     assert_eq!(call(&mut st, 6, 0).0, NOT_REQUIRED);
     // EL1 faults need NOTIFY_EL1.
-    assert_eq!(st.fault_eligible(0x10, false, true), Eligibility::El1NotAllowed);
-    assert_eq!(st.fault_eligible(0x10, true, false), Eligibility::IrqNotDeliverable);
+    assert_eq!(
+        st.fault_eligible(0x10, false, true),
+        Eligibility::El1NotAllowed
+    );
+    assert_eq!(
+        st.fault_eligible(0x10, true, false),
+        Eligibility::IrqNotDeliverable
+    );
     assert_eq!(st.fault_eligible(0x10, true, true), Eligibility::Eligible);
     let a = st.fault_started(0x10).unwrap();
     assert_eq!(
         a.iter().collect::<Vec<_>>(),
-        vec![Action::WriteNotPresent { record: 0x1000, token: kvm_apf_logic::token::Token::from_ipa(0x10_123, 12) }, Action::RaiseNp { intid: 20 }]
+        vec![
+            Action::WriteNotPresent {
+                record: 0x1000,
+                token: kvm_apf_logic::token::Token::from_ipa(0x10_123, 12)
+            },
+            Action::RaiseNp { intid: 20 }
+        ]
     );
     // Re-fault on the same page: block in stage-2, counted.
-    assert_eq!(st.fault_eligible(0x10, true, true), Eligibility::AlreadyPending);
+    assert_eq!(
+        st.fault_eligible(0x10, true, true),
+        Eligibility::AlreadyPending
+    );
     assert_eq!(st.counters().blocked_on_pending, 1);
     // Another page while the np notification is unacknowledged.
-    assert_eq!(st.fault_eligible(0x11, true, true), Eligibility::NotPresentBusy);
+    assert_eq!(
+        st.fault_eligible(0x11, true, true),
+        Eligibility::NotPresentBusy
+    );
     assert_eq!(call(&mut st, 5, 0).0, SUCCESS);
     assert_eq!(call(&mut st, 5, 0).0, NOT_REQUIRED);
     // Two more faults; complete all three; deliveries are serialized by ACK.
@@ -408,7 +467,10 @@ fn abi_rows() {
         a.iter().collect::<Vec<_>>(),
         vec![
             Action::LowerReady { intid: 40 },
-            Action::WriteReady { record: 0x1000, token: kvm_apf_logic::token::Token::WAKE_ALL },
+            Action::WriteReady {
+                record: 0x1000,
+                token: kvm_apf_logic::token::Token::WAKE_ALL
+            },
             Action::RaiseReady { intid: 40 }
         ]
     );
@@ -425,11 +487,21 @@ fn el1_allowed() {
     assert_eq!(call(&mut st, 2, 0x40).0, SUCCESS);
     assert_eq!(call(&mut st, 3, 1).0, SUCCESS);
     assert_eq!(st.fault_eligible(7, false, true), Eligibility::Eligible);
-    assert_eq!(st.save(), SavedState { record: Some(0x40), enabled: true, notify_el1: true });
+    assert_eq!(
+        st.save(),
+        SavedState {
+            record: Some(0x40),
+            enabled: true,
+            notify_el1: true
+        }
+    );
     // Reset drops everything and lowers raised lines.
     st.fault_started(7).unwrap();
     let a = st.reset();
-    assert_eq!(a.iter().collect::<Vec<_>>(), vec![Action::LowerNp { intid: 20 }]);
+    assert_eq!(
+        a.iter().collect::<Vec<_>>(),
+        vec![Action::LowerNp { intid: 20 }]
+    );
     assert_eq!(st.save(), SavedState::default());
     assert!(st.page_ready(7).is_empty());
 }
@@ -438,6 +510,12 @@ fn el1_allowed() {
 fn bad_storage() {
     use kvm_apf_logic::vcpu_state::StateInitError;
     let c = cfg(4, false);
-    assert_eq!(VcpuState::new(c, 12, vec![0; 4], vec![0; 4]).err(), Some(StateInitError::BadTableStorage));
-    assert_eq!(VcpuState::new(c, 12, vec![0; 8], vec![0; 3]).err(), Some(StateInitError::BadQueueStorage));
+    assert_eq!(
+        VcpuState::new(c, 12, vec![0; 4], vec![0; 4]).err(),
+        Some(StateInitError::BadTableStorage)
+    );
+    assert_eq!(
+        VcpuState::new(c, 12, vec![0; 8], vec![0; 3]).err(),
+        Some(StateInitError::BadQueueStorage)
+    );
 }
