@@ -545,6 +545,19 @@ where
         Ok(out)
     }
 
+    /// Undoes [`Self::fault_started`] for `gfn` when the kernel side could
+    /// not notify the guest (the record write or the interrupt failed):
+    /// the fault is then handled synchronously and the guest never hears
+    /// of this token. Returns whether `gfn` was outstanding.
+    pub fn fault_aborted(&mut self, gfn: u64) -> bool {
+        if !self.table.remove(gfn) {
+            return false;
+        }
+        self.np_pending = false;
+        self.counters.async_faults = self.counters.async_faults.saturating_sub(1);
+        true
+    }
+
     /// The page of `gfn` is in (worker completion, on the vCPU thread).
     /// Delivers its token now if no page-ready is pending, else queues it.
     /// Completions for gfns no longer outstanding are ignored.

@@ -519,3 +519,23 @@ fn bad_storage() {
         Some(StateInitError::BadQueueStorage)
     );
 }
+
+#[test]
+fn aborted_fault_is_forgotten() {
+    let c = cfg(4, false);
+    let mut st = state(c);
+    assert_eq!(call(&mut st, 2, 0x1000).0, 0);
+    assert_eq!(call(&mut st, 3, 0).0, 0);
+    assert_eq!(st.fault_eligible(7, true, true), Eligibility::Eligible);
+    assert!(st.fault_started(7).is_ok());
+    assert!(st.np_pending());
+    assert!(st.fault_aborted(7));
+    // Nothing outstanding, no not-present pending: the next fault on the
+    // same page may be async again, and a late completion is stale.
+    assert!(!st.np_pending());
+    assert_eq!(st.outstanding(), 0);
+    assert_eq!(st.counters().async_faults, 0);
+    assert!(!st.fault_aborted(7));
+    assert!(st.page_ready(7).is_empty());
+    assert_eq!(st.fault_eligible(7, true, true), Eligibility::Eligible);
+}

@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Out-of-tree build of kvm_apf.ko. By default it builds against the cached,
+# patched kernel that tools/build-kernel.sh makes; KDIR= names your own
+# prepared 7.3 build tree with the c_shim/patches series applied.
+#
+#   make            build kvm_apf.ko (into $(MO))
+#   make run        build everything, boot the emulated host, show the demo
+#   make test       every test level, one verdict
+#   make clean
+
+APF_CACHE ?= /var/cache/kvm-apf
+KDIR ?= $(APF_CACHE)/kernel/build
+MO ?= $(APF_CACHE)/module
+LIBCLANG_PATH ?= $(APF_CACHE)/tools/libclang/clang/native
+export LIBCLANG_PATH
+
+KMAKE_ARGS := ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- \
+	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc HOSTRUSTC=/usr/bin/rustc \
+	BINDGEN=$(APF_CACHE)/tools/cargo/bin/bindgen \
+	CONFIG_KVM_ARM_ASYNC_PF_PROVIDER=m
+
+.PHONY: modules run test clean
+modules:
+	@mkdir -p $(MO)
+	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_ARGS) modules
+
+run:
+	bash tools/run-demo.sh
+
+test:
+	bash tools/test.sh
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_ARGS) clean

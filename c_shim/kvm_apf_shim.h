@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The C side of kvm_apf.ko as the Rust side sees it: opaque pointers and
+ * plain integers only, so that no KVM structure layout leaks into Rust.
+ * rust/ffi.rs declares exactly these functions.
+ */
+#ifndef KVM_APF_SHIM_H
+#define KVM_APF_SHIM_H
+
+#include <linux/types.h>
+
+struct kvm;
+struct kvm_vcpu;
+struct workqueue_struct;
+
+/* Module lifetime: workqueue and provider registration. */
+int kvm_apf_shim_init(void);
+void kvm_apf_shim_exit(void);
+struct workqueue_struct *kvm_apf_shim_wq(void);
+
+/* VM and vCPU accessors. */
+struct kvm *kvm_apf_shim_vcpu_kvm(struct kvm_vcpu *vcpu);
+unsigned int kvm_apf_shim_vcpu_id(struct kvm_vcpu *vcpu);
+void *kvm_apf_shim_vcpu_state(struct kvm_vcpu *vcpu);
+void kvm_apf_shim_set_vcpu_state(struct kvm_vcpu *vcpu, void *state);
+unsigned long kvm_apf_shim_nr_vcpus(struct kvm *kvm);
+struct kvm_vcpu *kvm_apf_shim_get_vcpu(struct kvm *kvm, unsigned long idx);
+bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu);
+
+/* Host worker: fault one page of the VM's address space in, then drop it. */
+int kvm_apf_shim_fault_in(struct kvm *kvm, unsigned long hva, bool write);
+
+/* Tracepoints. */
+void kvm_apf_shim_trace_not_present(struct kvm_vcpu *vcpu, u64 token);
+void kvm_apf_shim_trace_ready(struct kvm_vcpu *vcpu, u64 token);
+void kvm_apf_shim_trace_sync(struct kvm_vcpu *vcpu, u64 ipa, u32 reason);
+
+/*
+ * Implemented in Rust (rust/provider.rs), called from the KVM hooks below
+ * with the arguments already unpacked. Same contracts as the ops in
+ * <asm/kvm_async_pf.h>.
+ */
+int kvm_apf_rs_enable_cap(struct kvm *kvm, u64 flags, u64 slots, u64 np_intid,
+			  u64 ready_intid);
+int kvm_apf_rs_vcpu_create(struct kvm_vcpu *vcpu);
+void kvm_apf_rs_vcpu_reset(struct kvm_vcpu *vcpu);
+void kvm_apf_rs_vcpu_destroy(struct kvm_vcpu *vcpu);
+void kvm_apf_rs_vm_destroy(struct kvm *kvm);
+bool kvm_apf_rs_fault_eligible(struct kvm_vcpu *vcpu, u64 ipa);
+bool kvm_apf_rs_fault_start(struct kvm_vcpu *vcpu, u64 ipa, u64 gfn, u64 hva,
+			    bool write);
+void kvm_apf_rs_handle_request(struct kvm_vcpu *vcpu);
+void kvm_apf_rs_hypercall(struct kvm_vcpu *vcpu, u32 func_id, u64 a1, u64 a2,
+			  u64 *ret);
+int kvm_apf_rs_get_state(struct kvm_vcpu *vcpu, u64 *record_gpa, u64 *flags);
+int kvm_apf_rs_set_state(struct kvm_vcpu *vcpu, u64 record_gpa, u64 flags);
+
+#endif /* KVM_APF_SHIM_H */

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Every C function the Rust side calls: the module's own shim
+//! (`c_shim/kvm_apf_shim.h`) and the provider helpers the hook series
+//! exports to this module (`<asm/kvm_async_pf.h>`). Opaque pointers and
+//! plain integers only; all `unsafe` FFI lives behind this file's callers.
+
+use kernel::ffi::{
+    c_int,
+    c_uint,
+    c_ulong,
+    c_void, //
+};
+
+/// `struct kvm`, never dereferenced on the Rust side.
+#[repr(C)]
+pub(crate) struct Kvm {
+    _opaque: [u8; 0],
+}
+
+/// `struct kvm_vcpu`, never dereferenced on the Rust side.
+#[repr(C)]
+pub(crate) struct KvmVcpu {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    // c_shim/kvm_apf_shim.c
+    pub(crate) fn kvm_apf_shim_init() -> c_int;
+    pub(crate) fn kvm_apf_shim_exit();
+    pub(crate) fn kvm_apf_shim_wq() -> *mut kernel::bindings::workqueue_struct;
+    pub(crate) fn kvm_apf_shim_vcpu_kvm(vcpu: *mut KvmVcpu) -> *mut Kvm;
+    pub(crate) fn kvm_apf_shim_vcpu_id(vcpu: *mut KvmVcpu) -> c_uint;
+    pub(crate) fn kvm_apf_shim_vcpu_state(vcpu: *mut KvmVcpu) -> *mut c_void;
+    pub(crate) fn kvm_apf_shim_set_vcpu_state(vcpu: *mut KvmVcpu, state: *mut c_void);
+    pub(crate) fn kvm_apf_shim_nr_vcpus(kvm: *mut Kvm) -> c_ulong;
+    pub(crate) fn kvm_apf_shim_get_vcpu(kvm: *mut Kvm, idx: c_ulong) -> *mut KvmVcpu;
+    pub(crate) fn kvm_apf_shim_vcpu_at_el0(vcpu: *mut KvmVcpu) -> bool;
+    pub(crate) fn kvm_apf_shim_fault_in(kvm: *mut Kvm, hva: c_ulong, write: bool) -> c_int;
+    pub(crate) fn kvm_apf_shim_trace_not_present(vcpu: *mut KvmVcpu, token: u64);
+    pub(crate) fn kvm_apf_shim_trace_ready(vcpu: *mut KvmVcpu, token: u64);
+    pub(crate) fn kvm_apf_shim_trace_sync(vcpu: *mut KvmVcpu, ipa: u64, reason: u32);
+
+    // arch/arm64/kvm/async_pf.c, exported to "kvm_apf" only.
+    pub(crate) fn kvm_arm_apf_set_irq_line(vcpu: *mut KvmVcpu, intid: u32, level: bool) -> c_int;
+    pub(crate) fn kvm_arm_apf_irq_deliverable(vcpu: *mut KvmVcpu, intid: u32) -> bool;
+    pub(crate) fn kvm_arm_apf_write_guest(
+        kvm: *mut Kvm,
+        gpa: u64,
+        data: *const c_void,
+        len: c_ulong,
+    ) -> c_int;
+    pub(crate) fn kvm_arm_apf_gpa_is_ram(kvm: *mut Kvm, gpa: u64, len: c_ulong) -> bool;
+    pub(crate) fn kvm_arm_apf_kick(vcpu: *mut KvmVcpu);
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KUnit suites for the pure logic in kernel context: the same types the
+//! provider uses, with kernel-allocated (`KVec`) storage, run at `insmod`.
+
+#[kunit_tests(kvm_apf_logic)]
+mod tests {
+    use kernel::prelude::*;
+
+    use crate::logic::config::validate_cap;
+    use crate::logic::config::CapRequest;
+    use crate::logic::config::ConfigError;
+    use crate::logic::gfn_table::capacity_for;
+    use crate::logic::gfn_table::GfnTable;
+    use crate::logic::gfn_table::TableError;
+    use crate::logic::hypercall::INVALID_PARAMETER_RET;
+    use crate::logic::hypercall::NOT_REQUIRED_RET;
+    use crate::logic::hypercall::NOT_SUPPORTED_RET;
+    use crate::logic::hypercall::SUCCESS_RET;
+    use crate::logic::hypercall::VERSION;
+    use crate::logic::record;
+    use crate::logic::token::Token;
+    use crate::logic::vcpu_state::Action;
+    use crate::logic::vcpu_state::Eligibility;
+    use crate::vcpu::State;
+
+    const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
+
+    fn zeroed(n: usize) -> Result<KVec<u64>> {
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        v.resize(n, 0, GFP_KERNEL)?;
+        Ok(v)
+    }
+
+    fn state(slots: u64) -> Result<State> {
+        let Ok(CapRequest::Enable(cfg)) = validate_cap(&[1, slots, 20, 21]) else {
+            return Err(EINVAL);
+        };
+        let n = cfg.slots_usize();
+        State::new(cfg, PAGE_SHIFT, zeroed(capacity_for(n).ok_or(EINVAL)?)?, zeroed(n)?)
+            .map_err(|_| EINVAL)
+    }
+
+    #[test]
+    fn gfn_table_insert_remove_full() -> Result {
+        let mut t = GfnTable::new(zeroed(capacity_for(8).ok_or(EINVAL)?)?, 8).map_err(|_| EINVAL)?;
+        // Gfns that share a home slot exercise the probe chains.
+        let cap = t.capacity() as u64;
+        for i in 0..8u64 {
+            assert_eq!(t.insert(i * cap), Ok(()));
+        }
+        assert!(t.is_full());
+        assert_eq!(t.insert(12345), Err(TableError::Full));
+        assert_eq!(t.insert(3 * cap), Err(TableError::AlreadyPresent));
+        // Removing from the middle of a chain keeps the rest reachable.
+        assert!(t.remove(2 * cap));
+        assert!(!t.remove(2 * cap));
+        for i in (0..8u64).filter(|&i| i != 2) {
+            assert!(t.contains(i * cap));
+        }
+        assert_eq!(t.len(), 7);
+        Ok(())
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(matches!(validate_cap(&[0, 0, 0, 0]), Ok(CapRequest::Disable)));
+        assert_eq!(validate_cap(&[1 << 5, 0, 20, 21]), Err(ConfigError::UnknownFlags));
+        assert_eq!(validate_cap(&[1, 3, 20, 21]), Err(ConfigError::BadSlots));
+        assert_eq!(validate_cap(&[1, 2048, 20, 21]), Err(ConfigError::BadSlots));
+        assert_eq!(validate_cap(&[1, 0, 32, 21]), Err(ConfigError::NotPresentIntidNotPpi));
+        assert_eq!(validate_cap(&[1, 0, 20, 1020]), Err(ConfigError::ReadyIntidInvalid));
+        assert_eq!(validate_cap(&[1, 0, 20, 20]), Err(ConfigError::SameIntid));
+        assert!(matches!(validate_cap(&[3, 64, 20, 40]), Ok(CapRequest::Enable(_))));
+    }
+
+    #[test]
+    fn record_layout() {
+        assert_eq!(record::RECORD_SIZE, 64);
+        assert_eq!(record::NOT_PRESENT_TOKEN_OFFSET, 0);
+        assert_eq!(record::READY_TOKEN_OFFSET, 8);
+        let w = record::ready_write(0x1000, Token::from_raw(0x4000_0000));
+        assert!(matches!(w, Some(w) if w.gpa == 0x1008 && w.bytes == [0, 0, 0, 0x40, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn guest_abi_and_fault_flow() -> Result {
+        let mut st = state(4)?;
+        let call = |st: &mut State, x1: u64, x2: u64| st.handle_raw(x1, x2, |ipa| ipa < 0x10_0000).regs[0];
+        assert_eq!(st.handle_raw(0, 0, |_| true).regs[0], VERSION);
+        assert_eq!(call(&mut st, 3, 0), NOT_REQUIRED_RET); // enable before register
+        assert_eq!(call(&mut st, 2, 0x1010), INVALID_PARAMETER_RET); // misaligned
+        assert_eq!(call(&mut st, 2, 0x20_0000), INVALID_PARAMETER_RET); // not RAM
+        assert_eq!(call(&mut st, 9, 0), NOT_SUPPORTED_RET);
+        assert_eq!(call(&mut st, 2, 0x1000), SUCCESS_RET);
+        assert_eq!(call(&mut st, 3, 0), SUCCESS_RET);
+
+        // EL1 faults are not notified unless the guest opted in.
+        assert_eq!(st.fault_eligible(0x40, false, true), Eligibility::El1NotAllowed);
+        assert_eq!(st.fault_eligible(0x40, true, false), Eligibility::IrqNotDeliverable);
+        assert_eq!(st.fault_eligible(0x40, true, true), Eligibility::Eligible);
+        let acts = st.fault_started(0x40).map_err(|_| EINVAL)?;
+        let token = Token::from_gfn(0x40, PAGE_SHIFT).ok_or(EINVAL)?;
+        let mut it = acts.iter();
+        assert_eq!(it.next(), Some(Action::WriteNotPresent { record: 0x1000, token }));
+        assert_eq!(it.next(), Some(Action::RaiseNp { intid: 20 }));
+        // The guest faults again on the page it was told about: block.
+        assert_eq!(st.fault_eligible(0x40, true, true), Eligibility::AlreadyPending);
+        assert_eq!(call(&mut st, 5, 0), SUCCESS_RET); // ack not-present
+        assert_eq!(call(&mut st, 5, 0), NOT_REQUIRED_RET);
+
+        let acts = st.page_ready(0x40);
+        let mut it = acts.iter();
+        assert_eq!(it.next(), Some(Action::WriteReady { record: 0x1000, token }));
+        assert_eq!(it.next(), Some(Action::RaiseReady { intid: 21 }));
+        assert!(st.page_ready(0x40).is_empty()); // stale: nothing twice
+        assert_eq!(call(&mut st, 6, 0), SUCCESS_RET);
+        assert_eq!(call(&mut st, 6, 0), NOT_REQUIRED_RET);
+        assert_eq!(st.counters().async_faults, 1);
+        assert_eq!(st.counters().blocked_on_pending, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn slots_bound_outstanding_tokens() -> Result {
+        let mut st = state(2)?;
+        assert_eq!(st.handle_raw(2, 0x2000, |_| true).regs[0], SUCCESS_RET);
+        assert_eq!(st.handle_raw(3, 0, |_| true).regs[0], SUCCESS_RET);
+        for gfn in [1u64, 2] {
+            assert_eq!(st.fault_eligible(gfn, true, true), Eligibility::Eligible);
+            st.fault_started(gfn).map_err(|_| EINVAL)?;
+            assert_eq!(st.handle_raw(5, 0, |_| true).regs[0], SUCCESS_RET);
+        }
+        assert_eq!(st.fault_eligible(3, true, true), Eligibility::TableFull);
+        // DISABLE drops both and wakes everything.
+        assert_eq!(st.handle_raw(4, 0, |_| true).regs[0], SUCCESS_RET);
+        assert_eq!(st.outstanding(), 0);
+        assert_eq!(st.counters().wake_all, 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What KVM calls: the `kvm_apf_rs_*` entry points behind the provider ops
+//! table of `c_shim/kvm_apf_shim.c`. Each one decodes its arguments, runs
+//! the pure state machine of `logic::vcpu_state` and executes its actions.
+
+use kernel::{
+    error::code::*,
+    prelude::*,
+    sync::{
+        global_lock,
+        Arc,
+        ArcBorrow, //
+    },
+    types::ForeignOwnable,
+};
+
+use crate::fault_work::FaultWork;
+use crate::ffi;
+use crate::ffi::Kvm;
+use crate::ffi::KvmVcpu;
+use crate::logic::config::validate_cap;
+use crate::logic::config::ApfConfig;
+use crate::logic::config::AsyncPfState;
+use crate::logic::config::CapRequest;
+use crate::logic::config::SavedState;
+use crate::logic::hypercall::ASYNC_PF_FUNC_ID;
+use crate::logic::hypercall::NOT_SUPPORTED_RET;
+use crate::logic::record::RECORD_SIZE;
+use crate::logic::vcpu_state::Eligibility;
+use crate::vcpu::VcpuApf;
+
+/// Why a fault was left to block in the stage-2 handler (tracepoint
+/// `kvm_apf_sync`): the [`Eligibility`] refusals, then the glue's own.
+fn sync_reason(e: Eligibility) -> u32 {
+    match e {
+        Eligibility::Eligible => 0,
+        Eligibility::NotEnabled => 1,
+        Eligibility::El1NotAllowed => 2,
+        Eligibility::AlreadyPending => 3,
+        Eligibility::NotPresentBusy => 4,
+        Eligibility::TableFull => 5,
+        Eligibility::WakeAllPending => 6,
+        Eligibility::IrqNotDeliverable => 7,
+    }
+}
+const SYNC_FAULT_IN_FAILED: u32 = 8;
+const SYNC_NO_COMPLETION_SLOT: u32 = 9;
+const SYNC_NOTIFY_FAILED: u32 = 10;
+
+/// A VM with async page faults enabled and its configuration, for vCPUs
+/// created later.
+struct VmEntry {
+    kvm: usize,
+    cfg: ApfConfig,
+}
+
+global_lock! {
+    // SAFETY: initialised in `crate::KvmApf::init` before the provider is
+    // registered, so before any entry point can run.
+    pub(crate) unsafe(uninit) static VMS: Mutex<KVec<VmEntry>> = KVec::new();
+}
+
+fn vm_config(kvm: *mut Kvm) -> Option<ApfConfig> {
+    VMS.lock().iter().find(|e| e.kvm == kvm as usize).map(|e| e.cfg)
+}
+
+/// Borrows the state of `vcpu`, if the VMM enabled the feature.
+///
+/// # Safety
+///
+/// `vcpu` is live and the caller holds its mutex (every KVM hook but
+/// `vcpu_destroy` does), so `vcpu->arch.apf` cannot be freed meanwhile.
+unsafe fn borrow<'a>(vcpu: *mut KvmVcpu) -> Option<ArcBorrow<'a, VcpuApf>> {
+    // SAFETY: by the function's contract.
+    let ptr = unsafe { ffi::kvm_apf_shim_vcpu_state(vcpu) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL `vcpu->arch.apf` was made by `Arc::into_foreign`
+    // in `attach` and is only released by `detach` under the vCPU mutex.
+    Some(unsafe { <Arc<VcpuApf> as ForeignOwnable>::borrow(ptr) })
+}
+
+/// Allocates `vcpu`'s state and hangs it on `vcpu->arch.apf`.
+///
+/// # Safety
+///
+/// `vcpu` is live, its mutex is held and `vcpu->arch.apf` is NULL.
+unsafe fn attach(vcpu: *mut KvmVcpu, cfg: ApfConfig) -> Result {
+    let apf = VcpuApf::new(vcpu, cfg)?;
+    // SAFETY: by the function's contract.
+    unsafe { ffi::kvm_apf_shim_set_vcpu_state(vcpu, apf.into_foreign().cast()) };
+    Ok(())
+}
+
+/// Waits for `vcpu`'s work items and frees its state.
+///
+/// # Safety
+///
+/// `vcpu` is live and nothing else uses `vcpu->arch.apf` concurrently
+/// (vCPU mutex held, or the vCPU is being destroyed).
+unsafe fn detach(vcpu: *mut KvmVcpu) {
+    // SAFETY: by the function's contract.
+    let ptr = unsafe { ffi::kvm_apf_shim_vcpu_state(vcpu) };
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: by the function's contract.
+    unsafe { ffi::kvm_apf_shim_set_vcpu_state(vcpu, core::ptr::null_mut()) };
+    // SAFETY: `ptr` came from `into_foreign` in `attach`; it was just
+    // unhooked, so this is the only `from_foreign` for it.
+    let apf = unsafe { <Arc<VcpuApf> as ForeignOwnable>::from_foreign(ptr) };
+    apf.quiesce();
+}
+
+/// Detaches every vCPU of `kvm`.
+///
+/// # Safety
+///
+/// `kvm` is live and all its vCPU mutexes are held (or its vCPUs are gone).
+unsafe fn detach_all(kvm: *mut Kvm) {
+    // SAFETY: by the function's contract.
+    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
+    for i in 0..n {
+        // SAFETY: `i` is below the number of online vCPUs.
+        let vcpu = unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) };
+        if !vcpu.is_null() {
+            // SAFETY: by the function's contract.
+            unsafe { detach(vcpu) };
+        }
+    }
+}
+
+fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
+    let mut vms = VMS.lock();
+    if vms.iter().any(|e| e.kvm == kvm as usize) {
+        return Err(EBUSY);
+    }
+    vms.push(VmEntry { kvm: kvm as usize, cfg }, GFP_KERNEL)?;
+    drop(vms);
+
+    // SAFETY: KVM calls enable_cap with every vCPU mutex held.
+    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
+    for i in 0..n {
+        // SAFETY: `i` is below the number of online vCPUs.
+        let vcpu = unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) };
+        if vcpu.is_null() {
+            continue;
+        }
+        // SAFETY: vCPU mutex held; state is NULL while the VM is disabled.
+        if let Err(e) = unsafe { attach(vcpu, cfg) } {
+            // SAFETY: vCPU mutexes held.
+            unsafe { detach_all(kvm) };
+            forget_vm(kvm);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn forget_vm(kvm: *mut Kvm) {
+    VMS.lock().retain(|e| e.kvm != kvm as usize);
+}
+
+/// `KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF)`, every vCPU mutex held.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_enable_cap(
+    kvm: *mut Kvm,
+    flags: u64,
+    slots: u64,
+    np_intid: u64,
+    ready_intid: u64,
+) -> c_int {
+    let res = match validate_cap(&[flags, slots, np_intid, ready_intid]) {
+        Err(_) => Err(EINVAL),
+        Ok(CapRequest::Enable(cfg)) => enable(kvm, cfg),
+        Ok(CapRequest::Disable) => {
+            // SAFETY: KVM holds every vCPU mutex.
+            unsafe { detach_all(kvm) };
+            forget_vm(kvm);
+            Ok(())
+        }
+    };
+    match res {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A vCPU created in a VM that has the feature enabled; may sleep.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_vcpu_create(vcpu: *mut KvmVcpu) -> c_int {
+    // SAFETY: KVM passes a live vCPU.
+    let kvm = unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) };
+    let Some(cfg) = vm_config(kvm) else {
+        return 0;
+    };
+    // SAFETY: a new vCPU, not visible to anyone else yet; state is NULL.
+    match unsafe { attach(vcpu, cfg) } {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `kvm_reset_vcpu()`: forget what the guest registered, lower the lines.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
+    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return;
+    };
+    let mut core = apf.core.lock();
+    core.sync_gfn = None;
+    let actions = core.state.reset();
+    // Only line changes: nothing to undo if the guest is gone.
+    let _ = apf.execute(&actions);
+}
+
+/// The vCPU is about to be freed.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_vcpu_destroy(vcpu: *mut KvmVcpu) {
+    // SAFETY: the vCPU is being destroyed: nobody else uses it.
+    unsafe { detach(vcpu) };
+}
+
+/// VM teardown, after its vCPUs.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_vm_destroy(kvm: *mut Kvm) {
+    forget_vm(kvm);
+}
+
+/// Cheap check at the stage-2 fault, before KVM tries `FOLL_NOWAIT`.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> bool {
+    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return false;
+    };
+    let gfn = ipa >> kernel::page::PAGE_SHIFT;
+    // SAFETY: live vCPU, on its own thread.
+    let at_el0 = unsafe { ffi::kvm_apf_shim_vcpu_at_el0(vcpu) };
+    // SAFETY: live vCPU; the helper takes the vGIC locks it needs.
+    let deliverable = unsafe { ffi::kvm_arm_apf_irq_deliverable(vcpu, apf.cfg.np_intid) };
+
+    let mut core = apf.core.lock();
+    let reason = if core.sync_gfn == Some(gfn) {
+        core.sync_gfn = None;
+        SYNC_FAULT_IN_FAILED
+    } else {
+        match core.state.fault_eligible(gfn, at_el0, deliverable) {
+            Eligibility::Eligible => return true,
+            Eligibility::NotEnabled => return false,
+            e => sync_reason(e),
+        }
+    };
+    // SAFETY: live vCPU.
+    unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, reason) };
+    false
+}
+
+/// The `FOLL_NOWAIT` lookup said the page needs I/O: take the fault (tell
+/// the guest, queue the work) or decline (KVM blocks as it always did).
+#[no_mangle]
+extern "C" fn kvm_apf_rs_fault_start(
+    vcpu: *mut KvmVcpu,
+    ipa: u64,
+    gfn: u64,
+    hva: u64,
+    write: bool,
+) -> bool {
+    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return false;
+    };
+    let Ok(work) = FaultWork::new(apf.into(), gfn, hva, write) else {
+        return false;
+    };
+    if !apf.reserve_work() {
+        // SAFETY: live vCPU.
+        unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, SYNC_NO_COMPLETION_SLOT) };
+        return false;
+    }
+    let mut core = apf.core.lock();
+    let actions = match core.state.fault_started(gfn) {
+        Ok(actions) => actions,
+        Err(e) => {
+            drop(core);
+            apf.unreserve_work();
+            // SAFETY: live vCPU.
+            unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, sync_reason(e)) };
+            return false;
+        }
+    };
+    if apf.execute(&actions).is_err() {
+        // The guest was not told: forget the token, lower the line if it
+        // went up, and let KVM block as usual.
+        core.state.fault_aborted(gfn);
+        // SAFETY: live vCPU.
+        unsafe { ffi::kvm_arm_apf_set_irq_line(vcpu, apf.cfg.np_intid, false) };
+        drop(core);
+        apf.unreserve_work();
+        // SAFETY: live vCPU.
+        unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, SYNC_NOTIFY_FAILED) };
+        return false;
+    }
+    drop(core);
+    FaultWork::queue(work);
+    true
+}
+
+/// `KVM_REQ_ASYNC_PF`: deliver what the workers completed.
+#[no_mangle]
+extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
+    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return;
+    };
+    while let Some((gfn, ok)) = apf.take_completion() {
+        let mut core = apf.core.lock();
+        if !ok {
+            core.sync_gfn = Some(gfn);
+        }
+        let actions = core.state.page_ready(gfn);
+        // A failed write leaves the guest without this page-ready; its
+        // task retries the access and faults again, synchronously if the
+        // page is now in.
+        let _ = apf.execute(&actions);
+    }
+}
+
+/// The async page fault hypercall and the SDEI range.
+///
+/// # Safety
+///
+/// `ret` points to four writable `u64`s.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_hypercall(
+    vcpu: *mut KvmVcpu,
+    func_id: u32,
+    a1: u64,
+    a2: u64,
+    ret: *mut u64,
+) {
+    let mut regs = [NOT_SUPPORTED_RET, 0, 0, 0];
+    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+    if let Some(apf) = unsafe { borrow(vcpu) } {
+        if func_id == ASYNC_PF_FUNC_ID {
+            let kvm = apf.kvm();
+            let mut core = apf.core.lock();
+            let res = core.state.handle_raw(a1, a2, |gpa| {
+                // SAFETY: `kvm` is alive while its vCPU runs.
+                unsafe { ffi::kvm_arm_apf_gpa_is_ram(kvm, gpa, RECORD_SIZE as _) }
+            });
+            // The guest reads the record after the call: a failed write is
+            // its own registration going stale; nothing to unwind here.
+            let _ = apf.execute(&res.actions);
+            regs = res.regs;
+        }
+        // SDEI delivery is not implemented: every SDEI call is NOT_SUPPORTED.
+    }
+    // SAFETY: by the function's contract.
+    unsafe { core::ptr::copy_nonoverlapping(regs.as_ptr(), ret, regs.len()) };
+}
+
+/// `KVM_GET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_STATE)`.
+///
+/// # Safety
+///
+/// `record_gpa` and `flags` are writable.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_get_state(
+    vcpu: *mut KvmVcpu,
+    record_gpa: *mut u64,
+    flags: *mut u64,
+) -> c_int {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return ENXIO.to_errno();
+    };
+    let saved = apf.core.lock().state.save().encode();
+    // SAFETY: by the function's contract.
+    unsafe {
+        *record_gpa = saved.record_gpa;
+        *flags = saved.flags;
+    }
+    0
+}
+
+/// `KVM_SET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_STATE)`: restore after
+/// migration; wakes every waiting task of the guest (`WAKE_ALL`).
+#[no_mangle]
+extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u64) -> c_int {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return ENXIO.to_errno();
+    };
+    let raw = AsyncPfState {
+        record_gpa,
+        flags,
+        reserved: [0; 6],
+    };
+    let Ok(saved) = SavedState::decode(&raw, apf.cfg.allow_el1) else {
+        return EINVAL.to_errno();
+    };
+    if let Some(gpa) = saved.record {
+        // SAFETY: `kvm` is alive while its vCPU is.
+        if !unsafe { ffi::kvm_arm_apf_gpa_is_ram(apf.kvm(), gpa, RECORD_SIZE as _) } {
+            return EINVAL.to_errno();
+        }
+    }
+    let mut core = apf.core.lock();
+    core.sync_gfn = None;
+    let actions = core.state.restore(&saved);
+    match apf.execute(&actions) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}

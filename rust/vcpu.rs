@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-vCPU async page fault state as the kernel sees it: the pure state
+//! machine of `logic::vcpu_state` behind a mutex, the list of completions
+//! that workers hand back, and the executor of the state machine's actions.
+
+use kernel::{
+    prelude::*,
+    sync::{
+        new_condvar,
+        new_mutex,
+        new_spinlock,
+        Arc,
+        CondVar,
+        Mutex,
+        SpinLock, //
+    },
+};
+
+use crate::ffi;
+use crate::ffi::Kvm;
+use crate::ffi::KvmVcpu;
+use crate::logic::config::ApfConfig;
+use crate::logic::gfn_table;
+use crate::logic::vcpu_state::Action;
+use crate::logic::vcpu_state::Actions;
+use crate::logic::vcpu_state::VcpuState;
+
+/// The state machine with kernel-allocated storage.
+pub(crate) type State = VcpuState<KVec<u64>, KVec<u64>>;
+
+/// Marks a completion whose fault-in failed (gfns are below 2^52).
+const FAULT_IN_FAILED: u64 = 1 << 63;
+
+/// Guest-visible state, only touched on the vCPU thread (or with every vCPU
+/// mutex held, by `KVM_ENABLE_CAP`).
+pub(crate) struct Core {
+    pub(crate) state: State,
+    /// A gfn whose fault-in failed in a worker: its next fault is handled
+    /// synchronously, so that KVM reports the error (to the VMM) as it
+    /// would have without async page faults, instead of the guest looping.
+    pub(crate) sync_gfn: Option<u64>,
+}
+
+/// What workers share with the vCPU.
+struct Done {
+    /// Completed gfns (with [`FAULT_IN_FAILED`]), drained on the vCPU
+    /// thread. Allocated once; [`VcpuApf::reserve_work`] keeps
+    /// `list.len() + in_flight <= list.capacity()`, so pushing never
+    /// allocates and never fails.
+    list: KVec<u64>,
+    /// Work items queued and not yet completed.
+    in_flight: usize,
+    /// The vCPU is going away: no more kicks.
+    dying: bool,
+}
+
+/// Per-vCPU state, owned by `vcpu->arch.apf` (one [`Arc`] reference) and by
+/// every in-flight work item (one reference each).
+///
+/// # Invariants
+///
+/// `vcpu` and `kvm` are valid while `done.dying` is false or while the
+/// reference from `vcpu->arch.apf` is held: [`VcpuApf::destroy`] sets
+/// `dying` and waits for `in_flight == 0` before the vCPU is freed.
+#[pin_data]
+pub(crate) struct VcpuApf {
+    vcpu: *mut KvmVcpu,
+    kvm: *mut Kvm,
+    pub(crate) cfg: ApfConfig,
+    #[pin]
+    pub(crate) core: Mutex<Core>,
+    #[pin]
+    done: SpinLock<Done>,
+    #[pin]
+    idle: CondVar,
+}
+
+// SAFETY: the raw pointers are only dereferenced by C helpers that KVM
+// documents as callable from any thread (kick, irq line, guest writes) and
+// only while the invariant above keeps them valid; everything else is
+// behind locks.
+unsafe impl Send for VcpuApf {}
+// SAFETY: as for `Send`: shared access goes through `core` and `done`.
+unsafe impl Sync for VcpuApf {}
+
+impl VcpuApf {
+    /// Allocates the state of `vcpu` for a VM configured with `cfg`.
+    pub(crate) fn new(vcpu: *mut KvmVcpu, cfg: ApfConfig) -> Result<Arc<Self>> {
+        let slots = cfg.slots_usize();
+        let cap = gfn_table::capacity_for(slots).ok_or(EINVAL)?;
+        let mut table = KVec::with_capacity(cap, GFP_KERNEL)?;
+        table.resize(cap, 0, GFP_KERNEL)?;
+        let mut queue = KVec::with_capacity(slots, GFP_KERNEL)?;
+        queue.resize(slots, 0, GFP_KERNEL)?;
+        // Twice the slots: completions of items dropped by a guest DISABLE
+        // or a vCPU reset may still be in flight beside the new ones.
+        let list = KVec::with_capacity(2 * slots, GFP_KERNEL)?;
+        let state = State::new(cfg, kernel::page::PAGE_SHIFT as u32, table, queue)
+            .map_err(|_| EINVAL)?;
+        // SAFETY: `vcpu` is a live vCPU (KVM calls the provider with it).
+        let kvm = unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) };
+        Arc::pin_init(
+            try_pin_init!(VcpuApf {
+                vcpu,
+                kvm,
+                cfg,
+                core <- new_mutex!(Core { state, sync_gfn: None }),
+                done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
+                idle <- new_condvar!(),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn vcpu(&self) -> *mut KvmVcpu {
+        self.vcpu
+    }
+
+    pub(crate) fn kvm(&self) -> *mut Kvm {
+        self.kvm
+    }
+
+    /// Accounts for one more work item if a completion slot is free.
+    pub(crate) fn reserve_work(&self) -> bool {
+        let mut done = self.done.lock();
+        if done.dying || done.list.len() + done.in_flight >= done.list.capacity() {
+            return false;
+        }
+        done.in_flight += 1;
+        true
+    }
+
+    /// Gives back a reservation whose work item was never queued.
+    pub(crate) fn unreserve_work(&self) {
+        let mut done = self.done.lock();
+        done.in_flight -= 1;
+        if done.in_flight == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// A worker finished faulting in `gfn`: hand it to the vCPU.
+    pub(crate) fn complete(&self, gfn: u64, ok: bool) {
+        let mut done = self.done.lock();
+        let entry = if ok { gfn } else { gfn | FAULT_IN_FAILED };
+        // Cannot fail: `reserve_work` kept room for this entry.
+        let _ = done.list.push_within_capacity(entry);
+        if !done.dying {
+            // SAFETY: not dying, so the vCPU is alive (type invariant);
+            // kicking is allowed in atomic context.
+            unsafe { ffi::kvm_arm_apf_kick(self.vcpu) };
+        }
+        done.in_flight -= 1;
+        if done.in_flight == 0 {
+            self.idle.notify_all();
+        }
+    }
+
+    /// Takes one completion: `(gfn, fault-in succeeded)`.
+    pub(crate) fn take_completion(&self) -> Option<(u64, bool)> {
+        let entry = self.done.lock().list.pop()?;
+        Some((entry & !FAULT_IN_FAILED, entry & FAULT_IN_FAILED == 0))
+    }
+
+    /// Stops kicks and waits until no work item of this vCPU is in flight.
+    /// After this the vCPU may be freed.
+    pub(crate) fn quiesce(&self) {
+        let mut done = self.done.lock();
+        done.dying = true;
+        while done.in_flight != 0 {
+            self.idle.wait(&mut done);
+        }
+    }
+
+    /// Executes the state machine's actions in order. Returns `Err` at the
+    /// first one that failed (the caller decides what that means).
+    pub(crate) fn execute(&self, actions: &Actions) -> Result {
+        for action in actions.iter() {
+            if let Some(w) = action.guest_write() {
+                // SAFETY: `kvm` is alive (type invariant); the buffer is 8
+                // bytes on the stack.
+                let ret = unsafe {
+                    ffi::kvm_arm_apf_write_guest(
+                        self.kvm,
+                        w.gpa,
+                        w.bytes.as_ptr().cast(),
+                        w.bytes.len() as _,
+                    )
+                };
+                kernel::error::to_result(ret)?;
+            }
+            if let Some((intid, level)) = action.irq_line() {
+                // SAFETY: `vcpu` is alive (type invariant).
+                let ret = unsafe { ffi::kvm_arm_apf_set_irq_line(self.vcpu, intid, level) };
+                kernel::error::to_result(ret)?;
+            }
+            match action {
+                // SAFETY: `vcpu` is alive (type invariant).
+                Action::WriteNotPresent { token, .. } => unsafe {
+                    ffi::kvm_apf_shim_trace_not_present(self.vcpu, token.raw())
+                },
+                // SAFETY: `vcpu` is alive (type invariant).
+                Action::WriteReady { token, .. } => unsafe {
+                    ffi::kvm_apf_shim_trace_ready(self.vcpu, token.raw())
+                },
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Boot the emulated arm64 host (QEMU, nested KVM at EL2) with an initramfs of
+# static busybox, kvm_apf.ko and the test binaries, run a plan, and stream
+# the console to stdout and to a log file.
+#
+#   tools/run-host.sh PLAN LOG [TIMEOUT_SECONDS]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+plan=$1
+log=$2
+tmo=${3:-2400}
+
+kbuild=$(kernel_build_dir)
+image=$kbuild/arch/arm64/boot/Image
+[ -f "$image" ] || die "no kernel Image at $image" "run tools/build-kernel.sh"
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,tests,etc}
+cp "$APF_TOOLS/busybox" "$root/bin/busybox"
+cp "$APF_ROOT/tools/vm/init" "$root/init"
+chmod +x "$root/init"
+cp "$plan" "$root/plan"
+[ -f "$APF_CACHE/module/kvm_apf.ko" ] && cp "$APF_CACHE/module/kvm_apf.ko" "$root/"
+if [ -d "$APF_CACHE/selftests/bin" ]; then
+	cp -r "$APF_CACHE/selftests/bin/." "$root/tests/"
+fi
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$APF_CACHE/initramfs.cpio.gz"
+
+info "booting (console log: $log, limit ${tmo}s)"
+set +e
+timeout --foreground -k 10 "$tmo" qemu-system-aarch64 \
+	-machine virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2048 \
+	-nographic -nic none -no-reboot \
+	-kernel "$image" -initrd "$APF_CACHE/initramfs.cpio.gz" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe" \
+	</dev/null 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" = 124 ]; then
+	echo "APF-HARNESS: TIMEOUT after ${tmo}s" | tee -a "$log"
+fi
+exit 0

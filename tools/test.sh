@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Every test level, one verdict:
+#   1. host: cargo test of the module's pure logic, unit tests of the harness;
+#   2. KUnit suites of kvm_apf.ko, run at insmod in the emulated arm64 host;
+#   3. kselftest-style end-to-end tests of the project and the stock KVM
+#      selftest regression set, in the emulated host with the module loaded.
+# Builds whatever is missing first (tools/setup.sh, the cached kernel, the
+# module, the selftests). Last line: "N passed, N failed[, N skipped]".
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+t_start=$SECONDS
+bash "$APF_ROOT/tools/setup.sh"
+bash "$APF_ROOT/tools/build-kernel.sh"
+
+passed=0 failed=0 skipped=0
+tally() { # tally PASSED FAILED SKIPPED WHAT
+	passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
+	info "$4: $1 passed, $2 failed${3:+, $3 skipped}"
+}
+
+step "level 1: host cargo test (pure logic)"
+log=$APF_CACHE/cargo-test.log
+set +e
+cargo test --manifest-path "$APF_ROOT/rust/host/Cargo.toml" 2>&1 | tee "$log" | grep -E '^(test result|running|error)|FAILED|panicked'
+cargo_rc=${PIPESTATUS[0]}
+set -e
+p=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ - | bc)
+f=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ - | bc)
+[ "$cargo_rc" = 0 ] || [ "${f:-0}" != 0 ] || f=1
+tally "${p:-0}" "${f:-0}" 0 "cargo test"
+
+step "level 1: harness self-tests"
+log=$APF_CACHE/harness-test.log
+set +e
+KUNIT_PY=$(kernel_source_dir)/tools/testing/kunit/kunit.py \
+	python3 -m unittest discover -s "$APF_ROOT/tools/harness" -p 'test_*.py' >"$log" 2>&1
+h_rc=$?
+set -e
+h_run=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log")
+h_fail=$(grep -oE '(failures|errors)=[0-9]+' "$log" | cut -d= -f2 | paste -sd+ - | bc)
+h_skip=$(grep -oE 'skipped=[0-9]+' "$log" | cut -d= -f2)
+[ "$h_rc" = 0 ] || [ -n "$h_fail" ] || h_fail=1
+[ "$h_rc" = 0 ] || cat "$log"
+tally $(( ${h_run:-0} - ${h_fail:-0} - ${h_skip:-0} )) "${h_fail:-0}" "${h_skip:-0}" "harness unittest"
+
+step "building kvm_apf.ko"
+make -s -C "$APF_ROOT" modules >"$APF_CACHE/module-build.log" 2>&1 ||
+	{ tail -40 "$APF_CACHE/module-build.log"; die "module build failed (log: $APF_CACHE/module-build.log)"; }
+bash "$APF_ROOT/tools/build-selftests.sh"
+
+step "levels 2 and 3: emulated arm64 host"
+plan=$APF_ROOT/tools/vm/test.plan
+log=$APF_CACHE/console-test.log
+bash "$APF_ROOT/tools/run-host.sh" "$plan" "$log" 3600 >/dev/null
+expect=()
+while read -r name _; do
+	case "$name" in ''|'#'*) continue ;; esac
+	expect+=(--expect-step "$name")
+done <"$plan"
+set +e
+python3 "$APF_ROOT/tools/harness/verdict.py" "$log" \
+	--kunit-py "$(kernel_source_dir)/tools/testing/kunit/kunit.py" "${expect[@]}" |
+	tee "$APF_CACHE/verdict.log"
+set -e
+read -r p f s < <(tail -1 "$APF_CACHE/verdict.log" |
+	sed -E 's/^([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$/\1 \2 \4/')
+[ -n "$p" ] || { p=0; f=1; }
+tally "$p" "$f" "${s:-0}" "emulated host (console: $log)"
+
+step "done in $((SECONDS - t_start)) s"
+summary="$passed passed, $failed failed"
+[ "$skipped" = 0 ] || summary="$summary, $skipped skipped"
+echo "$summary"
+[ "$failed" = 0 ]
