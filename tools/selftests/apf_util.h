@@ -1,0 +1,350 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Shared definitions of the kvm-apf end-to-end tests (tools/selftests/apf_*.c).
+ *
+ * The tests are built inside the 7.3 tree's tools/testing/selftests/kvm/arm64/
+ * with the stock rules, against the UAPI headers of the patched kernel. Until
+ * the patch series has landed those headers lack the async page fault names:
+ * every UAPI constant and struct of the contract (contract/kvm_async_pf.h)
+ * has a fallback here so the tests build either way. The guest ABI
+ * (contract/guest-abi.md: operations, return codes, record layout) is not
+ * UAPI and is defined here under APF_* names.
+ */
+#ifndef SELFTEST_KVM_APF_UTIL_H
+#define SELFTEST_KVM_APF_UTIL_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <signal.h>
+#include <time.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <linux/arm-smccc.h>
+#include <linux/kvm.h>
+#include <asm/kvm.h>
+
+#include "kselftest.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+
+/* ---- UAPI (include/uapi/linux/kvm.h, arch/arm64/include/uapi/asm/kvm.h) */
+
+#ifndef KVM_CAP_ARM_ASYNC_PF
+#define KVM_CAP_ARM_ASYNC_PF		252
+#endif
+
+/* cap->args[0] */
+#ifndef KVM_ARM_ASYNC_PF_ENABLE
+#define KVM_ARM_ASYNC_PF_ENABLE		(1ULL << 0)
+#endif
+#ifndef KVM_ARM_ASYNC_PF_ALLOW_EL1
+#define KVM_ARM_ASYNC_PF_ALLOW_EL1	(1ULL << 1)
+#endif
+
+/* The struct comes with the attribute group in the same patch. */
+#ifndef KVM_ARM_VCPU_ASYNC_PF_CTRL
+#define KVM_ARM_VCPU_ASYNC_PF_CTRL	3
+struct kvm_arm_async_pf_state {
+	__u64 record_gpa;
+	__u64 flags;
+	__u64 reserved[6];
+};
+#endif
+#ifndef KVM_ARM_VCPU_ASYNC_PF_STATE
+#define KVM_ARM_VCPU_ASYNC_PF_STATE	0
+#endif
+
+/*
+ * KVM_REG_ARM_VENDOR_HYP_BIT_ASYNC_PF is an enum member in the UAPI header
+ * (cannot be tested with #ifdef): use our own name for bit 2.
+ */
+#define APF_VENDOR_HYP_BMAP_2_BIT	2
+
+/* kvm_arm_async_pf_state.flags (rust/logic/config.rs) */
+#define APF_STATE_FLAG_ENABLED		(1ULL << 0)
+#define APF_STATE_FLAG_NOTIFY_EL1	(1ULL << 1)
+#define APF_STATE_NO_RECORD		(~0ULL)
+
+/* ---- SMCCC function ids (tools/include/linux/arm-smccc.h may lack them) */
+
+#ifndef ARM_SMCCC_KVM_FUNC_ASYNC_PF
+#define ARM_SMCCC_KVM_FUNC_ASYNC_PF	66
+#endif
+#ifndef ARM_SMCCC_VENDOR_HYP_KVM_ASYNC_PF_FUNC_ID
+#define ARM_SMCCC_VENDOR_HYP_KVM_ASYNC_PF_FUNC_ID	0xC6000042U
+#endif
+#ifndef ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_2_FUNC_ID
+#define ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_2_FUNC_ID	0x8600007fU
+#endif
+#ifndef ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID
+#define ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID	0x86000000U
+#endif
+/* SDEI_VERSION (SMC64 form): the provider answers the SDEI range. */
+#define APF_SDEI_VERSION_FUNC_ID	0xC4000020U
+
+/* ---- Guest ABI (contract/guest-abi.md, rust/logic/hypercall.rs) */
+
+#define APF_FUNC_ID		ARM_SMCCC_VENDOR_HYP_KVM_ASYNC_PF_FUNC_ID
+
+#define APF_OP_VERSION		0
+#define APF_OP_GET_CONFIG	1
+#define APF_OP_SET_RECORD	2
+#define APF_OP_ENABLE		3
+#define APF_OP_DISABLE		4
+#define APF_OP_ACK_NOT_PRESENT	5
+#define APF_OP_ACK_READY	6
+
+#define APF_VERSION_1_0		0x00010000UL
+#define APF_ENABLE_NOTIFY_EL1	(1UL << 0)
+#define APF_RECORD_UNREGISTER	(~0UL)
+
+#define APF_SUCCESS		0UL
+#define APF_NOT_SUPPORTED	((unsigned long)-1L)
+#define APF_NOT_REQUIRED	((unsigned long)-2L)
+#define APF_INVALID_PARAMETER	((unsigned long)-3L)
+
+#define APF_WAKE_ALL		(~0UL)
+
+/* The shared record: 64 bytes, 64-byte aligned, in guest RAM. */
+struct apf_record {
+	volatile u64 not_present_token;	/* 0x00 */
+	volatile u64 ready_token;	/* 0x08 */
+	volatile u32 version;		/* 0x10 */
+	u32 reserved0;			/* 0x14 */
+	u64 reserved[5];		/* 0x18 */
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct apf_record) == 64, "record is 64 bytes");
+
+/* Default INTIDs of the tests: free PPIs (timers use 26..30, PMU 23). */
+#define APF_NP_INTID		20
+#define APF_READY_INTID		21
+
+/* ---- Guest helpers */
+
+static inline void apf_hvc(u64 op, u64 arg, struct arm_smccc_res *res)
+{
+	smccc_hvc(APF_FUNC_ID, op, arg, 0, 0, 0, 0, 0, res);
+}
+
+static inline u64 apf_hvc0(u64 op, u64 arg)
+{
+	struct arm_smccc_res res;
+
+	apf_hvc(op, arg, &res);
+	return res.a0;
+}
+
+/* ---- Host helpers */
+
+/* KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF): 0 or -1 with errno set. */
+static inline int __apf_enable_cap_flags(struct kvm_vm *vm, u32 cap_flags,
+					 u64 flags, u64 slots, u64 np, u64 ready)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_ARM_ASYNC_PF,
+		.flags = cap_flags,
+		.args = { flags, slots, np, ready },
+	};
+
+	return __vm_ioctl(vm, KVM_ENABLE_CAP, &cap);
+}
+
+static inline int __apf_enable_cap(struct kvm_vm *vm, u64 flags, u64 slots,
+				   u64 np, u64 ready)
+{
+	return __apf_enable_cap_flags(vm, 0, flags, slots, np, ready);
+}
+
+static inline void apf_enable_cap(struct kvm_vm *vm, u64 flags, u64 slots,
+				  u64 np, u64 ready)
+{
+	int ret = __apf_enable_cap(vm, flags, slots, np, ready);
+
+	TEST_ASSERT(!ret, "KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF, 0x%llx, %llu, %llu, %llu): errno %d",
+		    (unsigned long long)flags, (unsigned long long)slots,
+		    (unsigned long long)np, (unsigned long long)ready, errno);
+}
+
+/* Skip the whole test (KSFT_SKIP) unless a provider is registered. */
+static inline void apf_require_provider(void)
+{
+	TEST_REQUIRE(kvm_has_cap(KVM_CAP_ARM_ASYNC_PF));
+}
+
+/* Run the guest at EL1: the tests rely on hvc and on EL1/EL0 semantics. */
+static inline void apf_force_el1_guests(void)
+{
+	setenv("NV", "0", 1);
+}
+
+/*
+ * Run the vCPU until the next ucall other than a PRINTF and return its
+ * number: SYNC and DONE are returned, a guest assertion or an unexpected
+ * exception ends the (sub)test with its report.
+ */
+static inline u64 apf_run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
+{
+	for (;;) {
+		vcpu_run(vcpu);
+		switch (get_ucall(vcpu, uc)) {
+		case UCALL_SYNC:
+		case UCALL_DONE:
+			return uc->cmd;
+		case UCALL_PRINTF:
+			printf("# vCPU %u: %s", vcpu->id, uc->buffer);
+			continue;
+		case UCALL_ABORT:
+			REPORT_GUEST_ASSERT(*uc);
+			break;
+		case UCALL_UNHANDLED:
+			TEST_FAIL("vCPU %u: unexpected guest exception (vector 0x%lx, ec 0x%lx, valid_ec %lu)",
+				  vcpu->id, uc->args[0], uc->args[1], uc->args[2]);
+			break;
+		default:
+			TEST_FAIL("vCPU %u: unexpected exit %s",
+				  vcpu->id, exit_reason_str(vcpu->run->exit_reason));
+		}
+	}
+}
+
+/*
+ * Run fn(arg) in a child process and report one TAP result named name:
+ * a failed TEST_ASSERT or guest assertion only fails this sub-test, and a
+ * sub-test that does not finish within timeout_s seconds is killed and
+ * reported as hung. The child exits 0 (pass), KSFT_SKIP or anything else.
+ */
+static inline int apf_run_subtest(const char *name, void (*fn)(void *),
+				  void *arg, unsigned int timeout_s)
+{
+	struct timespec start, now;
+	int status = 0;
+	bool killed = false;
+	pid_t pid, r;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	TEST_ASSERT(pid >= 0, "fork: errno %d", errno);
+	if (!pid) {
+		fn(arg);
+		fflush(stdout);
+		_exit(KSFT_PASS);
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			break;
+		TEST_ASSERT(r == 0, "waitpid: errno %d", errno);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!killed && now.tv_sec - start.tv_sec >= timeout_s) {
+			printf("# %s: still running after %us, killing it\n",
+			       name, timeout_s);
+			kill(pid, SIGKILL);
+			killed = true;
+		} else if (killed && now.tv_sec - start.tv_sec >= timeout_s + 60) {
+			/* Stuck in the kernel: it cannot even die. */
+			ksft_test_result_fail("%s (hung in the kernel, unkillable)\n", name);
+			return -1;
+		}
+		usleep(20 * 1000);
+	}
+
+	if (killed) {
+		ksft_test_result_fail("%s (timed out after %us)\n", name, timeout_s);
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_PASS) {
+		ksft_test_result_pass("%s\n", name);
+		return 0;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_SKIP) {
+		ksft_test_result_skip("%s\n", name);
+		return 0;
+	}
+	if (WIFSIGNALED(status))
+		ksft_test_result_fail("%s (killed by signal %d)\n", name, WTERMSIG(status));
+	else
+		ksft_test_result_fail("%s (exit status %d)\n", name, WEXITSTATUS(status));
+	return -1;
+}
+
+/* Report one checked case: got == want. */
+#define apf_report_eq(got, want, fmt, ...)					\
+do {										\
+	unsigned long long __g = (unsigned long long)(got);			\
+	unsigned long long __w = (unsigned long long)(want);			\
+	if (__g == __w)								\
+		ksft_test_result_pass(fmt "\n", ##__VA_ARGS__);			\
+	else									\
+		ksft_test_result_fail(fmt " (got 0x%llx, want 0x%llx)\n",	\
+				      ##__VA_ARGS__, __g, __w);			\
+} while (0)
+
+/*
+ * Report one checked case: an ioctl that must fail (ret -1) with errno
+ * one of e1, e2 (pass the same twice for a single errno).
+ */
+#define apf_report_errno(ret, e1, e2, fmt, ...)				\
+do {										\
+	int __r = (ret), __e = errno;						\
+	if (__r == -1 && (__e == (e1) || __e == (e2)))				\
+		ksft_test_result_pass(fmt "\n", ##__VA_ARGS__);			\
+	else									\
+		ksft_test_result_fail(fmt " (ret %d, errno %d %s, want %s)\n",	\
+				      ##__VA_ARGS__, __r, __r ? __e : 0,	\
+				      __r ? strerror(__e) : "-", #e1 "/" #e2);	\
+} while (0)
+
+/* ---- Module helpers */
+
+#define APF_MODULE_NAME		"kvm_apf"
+#define APF_MODULE_PATH		"/kvm_apf.ko"
+
+static inline bool apf_module_loaded(void)
+{
+	return !access("/sys/module/" APF_MODULE_NAME, F_OK);
+}
+
+/* /sys/module/kvm_apf/refcnt, or -1 if the module is not loaded. */
+static inline int apf_module_refcnt(void)
+{
+	char buf[32] = {};
+	int fd, n;
+
+	fd = open("/sys/module/" APF_MODULE_NAME "/refcnt", O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	return atoi(buf);
+}
+
+static inline int apf_delete_module(unsigned int flags)
+{
+	return syscall(__NR_delete_module, APF_MODULE_NAME, flags);
+}
+
+static inline int apf_load_module(void)
+{
+	int fd, ret;
+
+	fd = open(APF_MODULE_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = syscall(__NR_finit_module, fd, "", 0);
+	close(fd);
+	return ret;
+}
+
+#endif /* SELFTEST_KVM_APF_UTIL_H */
