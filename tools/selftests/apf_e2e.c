@@ -114,7 +114,8 @@ static struct vstate vs[MAX_VCPUS];
  * PSTATE spsr until an exception handler sends it back to apf_el0_return:
  * the svc handler (returns the task's x0) or the not-present handler (the
  * task sleeps). Exceptions from EL0 run on SP_EL1 below this frame, so the
- * handler returning to apf_el0_return at EL1h finds it intact.
+ * handler returning to apf_el0_return at EL1h finds it intact. The caller
+ * saves its DAIF in el1_daif first: the handlers return to EL1 with it.
  */
 u64 apf_run_el0(u64 pc, u64 x1, u64 spsr);
 extern char apf_el0_return[];
@@ -123,6 +124,8 @@ asm(
 "	.global	apf_run_el0\n"
 "	.type	apf_run_el0, %function\n"
 "apf_run_el0:\n"
+	/* No IRQ may clobber ELR/SPSR_EL1 between the msr and the eret. */
+"	msr	daifset, #3\n"
 "	stp	x29, x30, [sp, #-96]!\n"
 "	mov	x29, sp\n"
 "	stp	x19, x20, [sp, #16]\n"
