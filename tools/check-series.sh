@@ -48,7 +48,7 @@ flock -n 9 || die "another check-series run holds $scratch/lock"
 step "scratch tree $scratch_src (from $src_tree)"
 if [ ! -d "$scratch_src/.git" ]; then
 	rm -rf "$scratch_src"
-	git clone -q --no-checkout "$src_tree" "$scratch_src"
+	git -c init.defaultBranch=scratch clone -q --no-checkout "$src_tree" "$scratch_src"
 fi
 git -C "$scratch_src" fetch -q -f "$src_tree" "refs/tags/$BASE_TAG:refs/tags/$BASE_TAG"
 git -C "$scratch_src" am --abort >/dev/null 2>&1 || true
