@@ -137,11 +137,6 @@ struct kvm *kvm_apf_shim_vcpu_kvm(struct kvm_vcpu *vcpu)
 	return vcpu->kvm;
 }
 
-unsigned int kvm_apf_shim_vcpu_id(struct kvm_vcpu *vcpu)
-{
-	return vcpu->vcpu_id;
-}
-
 void *kvm_apf_shim_vcpu_state(struct kvm_vcpu *vcpu)
 {
 	return vcpu->arch.apf;

@@ -20,7 +20,6 @@ struct workqueue_struct *kvm_apf_shim_wq(void);
 
 /* VM and vCPU accessors. */
 struct kvm *kvm_apf_shim_vcpu_kvm(struct kvm_vcpu *vcpu);
-unsigned int kvm_apf_shim_vcpu_id(struct kvm_vcpu *vcpu);
 void *kvm_apf_shim_vcpu_state(struct kvm_vcpu *vcpu);
 void kvm_apf_shim_set_vcpu_state(struct kvm_vcpu *vcpu, void *state);
 unsigned long kvm_apf_shim_nr_vcpus(struct kvm *kvm);

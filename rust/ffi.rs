@@ -7,7 +7,6 @@
 
 use kernel::ffi::{
     c_int,
-    c_uint,
     c_ulong,
     c_void, //
 };
@@ -30,7 +29,6 @@ extern "C" {
     pub(crate) fn kvm_apf_shim_exit();
     pub(crate) fn kvm_apf_shim_wq() -> *mut kernel::bindings::workqueue_struct;
     pub(crate) fn kvm_apf_shim_vcpu_kvm(vcpu: *mut KvmVcpu) -> *mut Kvm;
-    pub(crate) fn kvm_apf_shim_vcpu_id(vcpu: *mut KvmVcpu) -> c_uint;
     pub(crate) fn kvm_apf_shim_vcpu_state(vcpu: *mut KvmVcpu) -> *mut c_void;
     pub(crate) fn kvm_apf_shim_set_vcpu_state(vcpu: *mut KvmVcpu, state: *mut c_void);
     pub(crate) fn kvm_apf_shim_nr_vcpus(kvm: *mut Kvm) -> c_ulong;

@@ -3,6 +3,8 @@
 //! KUnit suites for the pure logic in kernel context: the same types the
 //! provider uses, with kernel-allocated (`KVec`) storage, run at `insmod`.
 
+use kernel::prelude::*;
+
 #[kunit_tests(kvm_apf_logic)]
 mod tests {
     use kernel::prelude::*;
@@ -23,27 +25,23 @@ mod tests {
     use crate::logic::vcpu_state::Action;
     use crate::logic::vcpu_state::Eligibility;
     use crate::vcpu::State;
+    use crate::vcpu::Storage;
 
     const PAGE_SHIFT: u32 = kernel::page::PAGE_SHIFT as u32;
 
-    fn zeroed(n: usize) -> Result<KVec<u64>> {
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        v.resize(n, 0, GFP_KERNEL)?;
-        Ok(v)
-    }
 
     fn state(slots: u64) -> Result<State> {
         let Ok(CapRequest::Enable(cfg)) = validate_cap(&[1, slots, 20, 21]) else {
             return Err(EINVAL);
         };
         let n = cfg.slots_usize();
-        State::new(cfg, PAGE_SHIFT, zeroed(capacity_for(n).ok_or(EINVAL)?)?, zeroed(n)?)
+        State::new(cfg, PAGE_SHIFT, Storage::zeroed(capacity_for(n).ok_or(EINVAL)?)?, Storage::zeroed(n)?)
             .map_err(|_| EINVAL)
     }
 
     #[test]
     fn gfn_table_insert_remove_full() -> Result {
-        let mut t = GfnTable::new(zeroed(capacity_for(8).ok_or(EINVAL)?)?, 8).map_err(|_| EINVAL)?;
+        let mut t = GfnTable::new(Storage::zeroed(capacity_for(8).ok_or(EINVAL)?)?, 8).map_err(|_| EINVAL)?;
         // Gfns that share a home slot exercise the probe chains.
         let cap = t.capacity() as u64;
         for i in 0..8u64 {

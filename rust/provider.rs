@@ -50,7 +50,7 @@ const SYNC_NOTIFY_FAILED: u32 = 10;
 
 /// A VM with async page faults enabled and its configuration, for vCPUs
 /// created later.
-struct VmEntry {
+pub(crate) struct VmEntry {
     kvm: usize,
     cfg: ApfConfig,
 }

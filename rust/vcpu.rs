@@ -26,8 +26,32 @@ use crate::logic::vcpu_state::Action;
 use crate::logic::vcpu_state::Actions;
 use crate::logic::vcpu_state::VcpuState;
 
+/// Kernel-allocated storage for the gfn table and the completion queue.
+pub(crate) struct Storage(KVec<u64>);
+
+impl Storage {
+    /// `n` zeroed entries, allocated once (`GFP_KERNEL`).
+    pub(crate) fn zeroed(n: usize) -> Result<Self> {
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        v.resize(n, 0, GFP_KERNEL)?;
+        Ok(Self(v))
+    }
+}
+
+impl AsRef<[u64]> for Storage {
+    fn as_ref(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+impl AsMut<[u64]> for Storage {
+    fn as_mut(&mut self) -> &mut [u64] {
+        &mut self.0
+    }
+}
+
 /// The state machine with kernel-allocated storage.
-pub(crate) type State = VcpuState<KVec<u64>, KVec<u64>>;
+pub(crate) type State = VcpuState<Storage, Storage>;
 
 /// Marks a completion whose fault-in failed (gfns are below 2^52).
 const FAULT_IN_FAILED: u64 = 1 << 63;
@@ -89,10 +113,8 @@ impl VcpuApf {
     pub(crate) fn new(vcpu: *mut KvmVcpu, cfg: ApfConfig) -> Result<Arc<Self>> {
         let slots = cfg.slots_usize();
         let cap = gfn_table::capacity_for(slots).ok_or(EINVAL)?;
-        let mut table = KVec::with_capacity(cap, GFP_KERNEL)?;
-        table.resize(cap, 0, GFP_KERNEL)?;
-        let mut queue = KVec::with_capacity(slots, GFP_KERNEL)?;
-        queue.resize(slots, 0, GFP_KERNEL)?;
+        let table = Storage::zeroed(cap)?;
+        let queue = Storage::zeroed(slots)?;
         // Twice the slots: completions of items dropped by a guest DISABLE
         // or a vCPU reset may still be in flight beside the new ones.
         let list = KVec::with_capacity(2 * slots, GFP_KERNEL)?;
@@ -111,10 +133,6 @@ impl VcpuApf {
             }),
             GFP_KERNEL,
         )
-    }
-
-    pub(crate) fn vcpu(&self) -> *mut KvmVcpu {
-        self.vcpu
     }
 
     pub(crate) fn kvm(&self) -> *mut Kvm {
