@@ -212,6 +212,7 @@ extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
     };
     let mut core = apf.core.lock();
     core.sync_gfn = None;
+    core.deferred = None;
     let actions = core.state.reset();
     // Only line changes: nothing to undo if the guest is gone.
     let _ = apf.execute(&actions);
@@ -316,6 +317,11 @@ extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return;
     };
+    let deferred = apf.core.lock().deferred.take();
+    if let Some(actions) = deferred {
+        // Lost only if the record stopped being RAM since the restore.
+        let _ = apf.execute(&actions);
+    }
     while let Some((gfn, ok)) = apf.take_completion() {
         let mut core = apf.core.lock();
         if !ok {
@@ -388,7 +394,8 @@ unsafe extern "C" fn kvm_apf_rs_get_state(
 }
 
 /// `KVM_SET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_STATE)`: restore after
-/// migration; wakes every waiting task of the guest (`WAKE_ALL`).
+/// migration; wakes every waiting task of the guest (`WAKE_ALL`) when the
+/// vCPU next runs.
 #[no_mangle]
 extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u64) -> c_int {
     // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
@@ -411,9 +418,9 @@ extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u
     }
     let mut core = apf.core.lock();
     core.sync_gfn = None;
-    let actions = core.state.restore(&saved);
-    match apf.execute(&actions) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
+    core.deferred = Some(core.state.restore(&saved));
+    drop(core);
+    // SAFETY: live vCPU; a request plus a kick is fine from an ioctl.
+    unsafe { ffi::kvm_arm_apf_kick(vcpu) };
+    0
 }

@@ -64,6 +64,11 @@ pub(crate) struct Core {
     /// synchronously, so that KVM reports the error (to the VMM) as it
     /// would have without async page faults, instead of the guest looping.
     pub(crate) sync_gfn: Option<u64>,
+    /// Actions of a state restore (`KVM_SET_DEVICE_ATTR`), executed at the
+    /// next `KVM_REQ_ASYNC_PF` on the vCPU thread: guest writes must come
+    /// from `KVM_RUN` context (dirty tracking) and the vGIC is only
+    /// initialised once the vCPU runs.
+    pub(crate) deferred: Option<Actions>,
 }
 
 /// What workers share with the vCPU.
@@ -127,7 +132,7 @@ impl VcpuApf {
                 vcpu,
                 kvm,
                 cfg,
-                core <- new_mutex!(Core { state, sync_gfn: None }),
+                core <- new_mutex!(Core { state, sync_gfn: None, deferred: None }),
                 done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
                 idle <- new_condvar!(),
             }),
