@@ -183,7 +183,7 @@ int main(void)
 		ksft_exit_skip("kvm_apf is not loaded\n");
 	apf_require_provider();
 
-	ksft_set_plan(42 + ARRAY_SIZE(bad_args));
+	ksft_set_plan(44 + ARRAY_SIZE(bad_args));
 
 	apf_report_eq(kvm_check_cap(KVM_CAP_ARM_ASYNC_PF), 1,
 		      "KVM_CHECK_EXTENSION(KVM_CAP_ARM_ASYNC_PF) on /dev/kvm is 1");
@@ -222,6 +222,13 @@ int main(void)
 		      APF_NP_INTID, APF_READY_INTID, ret ? errno : 0);
 	apf_report_eq(apf_module_refcnt(), ref0 + 1,
 		      "module refcnt is one higher while the VM has the feature");
+
+	/* Also refused, not taken as a disable, once the VM has the feature. */
+	ret = __apf_enable_cap(vm, KVM_ARM_ASYNC_PF_ALLOW_EL1, 0, APF_NP_INTID, APF_READY_INTID);
+	apf_report_errno(ret, EINVAL, EINVAL,
+			 "enable_cap: ALLOW_EL1 without ENABLE on an enabled VM fails with EINVAL");
+	apf_report_eq(apf_module_refcnt(), ref0 + 1,
+		      "the refused ALLOW_EL1-only call left the feature enabled");
 
 	ret = __apf_enable_cap(vm, KVM_ARM_ASYNC_PF_ENABLE, 0, APF_NP_INTID, APF_READY_INTID);
 	apf_report_errno(ret, EBUSY, EBUSY, "enable_cap: second enable fails with EBUSY");

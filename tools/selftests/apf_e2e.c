@@ -34,6 +34,8 @@
  *   el1_notify_el1       ALLOW_EL1 + NOTIFY_EL1: an EL1 fault is notified
  *   table_full           slots = 1: the second page faults synchronously
  *                        while the first is pending; nothing is lost
+ *   restore_wake_all     the VMM saves and restores the vCPU state of an
+ *                        enabled guest: one WAKE_ALL page-ready follows
  *   teardown             VMs with 4 vCPUs and many faults in flight are
  *                        destroyed, 20 times: no hang, module references
  *                        balanced (the harness checks kmemleak/lockdep)
@@ -72,6 +74,7 @@ enum mode {
 	MODE_EL1_NOTIFY,
 	MODE_TABLE_FULL,
 	MODE_TEARDOWN,
+	MODE_RESTORE,
 };
 
 /* ---- Guest side */
@@ -100,6 +103,7 @@ struct vstate {
 	volatile u64 np_token[MAX_EVENTS];
 	volatile u64 np_pc[MAX_EVENTS];
 	volatile u64 np_from_el0[MAX_EVENTS];
+	volatile u64 np_time[MAX_EVENTS];	/* CNTVCT when taken */
 	volatile u64 ready_token[MAX_EVENTS];
 	volatile u64 preempted;		/* the EL0 task was put to sleep */
 	volatile u64 sleeping_pc;	/* where to resume it */
@@ -191,6 +195,7 @@ static void guest_irq_handler(struct ex_regs *regs)
 			v->np_token[n] = tok;
 			v->np_pc[n] = regs->pc;
 			v->np_from_el0[n] = from_el0;
+			v->np_time[n] = read_sysreg(cntvct_el0);
 		}
 		v->np_count = n + 1;
 		GUEST_ASSERT_EQ(apf_hvc0(APF_OP_ACK_NOT_PRESENT, 0), APF_SUCCESS);
@@ -348,9 +353,14 @@ static void guest_refault(struct vstate *v)
 {
 	u64 val;
 
+	u64 blocked_ms;
+
 	/* The task cannot sleep: it faults again on the pending page. */
 	v->switch_on_np = 0;
 	val = run_el0(cfg.code_gva, cfg.page_gva[0], false);
+	/* From the notification to the end of the load: the vCPU blocked. */
+	blocked_ms = (read_sysreg(cntvct_el0) - v->np_time[0]) * 1000 /
+		     read_sysreg(cntfrq_el0);
 	GUEST_ASSERT(!v->preempted);
 	GUEST_ASSERT_EQ(val, expected(0));
 	GUEST_ASSERT_EQ(v->np_count, 1);
@@ -366,7 +376,7 @@ static void guest_refault(struct vstate *v)
 	guest_settle(50);
 	GUEST_ASSERT_EQ(v->np_count, 1);
 	GUEST_ASSERT_EQ(v->ready_count, 1);
-	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, 0);
+	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, blocked_ms);
 }
 
 static void guest_sync(struct vstate *v)
@@ -464,6 +474,20 @@ static void guest_teardown(struct vstate *v, u32 cpu)
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, 0);
 }
 
+static void guest_restore(struct vstate *v)
+{
+	/* The VMM saves and restores this vCPU's state here (migration). */
+	GUEST_SYNC4(cfg.mode, 0, 0, 0);
+
+	/* Restoring an enabled state wakes every waiting task: WAKE_ALL. */
+	run_other_task_until_ready(v, 1);
+	GUEST_ASSERT_EQ(v->ready_token[0], APF_WAKE_ALL);
+	guest_settle(50);
+	GUEST_ASSERT_EQ(v->np_count, 0);
+	GUEST_ASSERT_EQ(v->ready_count, 1);
+	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, 0);
+}
+
 static void guest_code(void)
 {
 	u32 cpu = guest_get_vcpuid();
@@ -495,6 +519,9 @@ static void guest_code(void)
 		break;
 	case MODE_TEARDOWN:
 		guest_teardown(v, cpu);
+		break;
+	case MODE_RESTORE:
+		guest_restore(v);
 		break;
 	default:
 		GUEST_FAIL("bad mode %u", cfg.mode);
@@ -726,12 +753,20 @@ static void subtest_refault(void *arg)
 	u64 np, ready, iters;
 
 	p.mode = MODE_REFAULT;
-	p.uffd_delay_us = 100 * 1000;
+	p.uffd_delay_us = 300 * 1000;
 	e2e_run_one(&p, &np, &ready, &iters);
-	printf("# refault_blocks: %lu not-present, %lu page-ready, %lu userfaults on the page\n",
-	       np, ready, uffd_faults[0]);
+	printf("# refault_blocks: %lu not-present, %lu page-ready, the load completed %lu ms after the notification\n",
+	       np, ready, iters);
 	TEST_ASSERT_EQ(np, 1);
 	TEST_ASSERT_EQ(ready, 1);
+	/*
+	 * The re-executed load can only complete once the page is in, about
+	 * the userfaultfd delay after the fault: it blocked in the host (a
+	 * second not-present or a task switch would have failed above).
+	 */
+	TEST_ASSERT(iters >= p.uffd_delay_us / 1000 / 3,
+		    "the load completed %lu ms after the notification: it did not wait for the page",
+		    iters);
 }
 
 static void subtest_sync(void *arg)
@@ -777,10 +812,37 @@ static void subtest_table_full(void *arg)
 	TEST_ASSERT_EQ(ready, 1);
 }
 
+static void subtest_restore(void *arg)
+{
+	struct e2e_params p = defaults;
+	struct kvm_arm_async_pf_state st;
+	struct e2e_vm e;
+	struct ucall uc;
+	int ret;
+
+	p.mode = MODE_RESTORE;
+	e2e_create(&e, &p);
+	TEST_ASSERT_EQ(apf_run_to_ucall(e.vcpus[0], &uc), UCALL_SYNC);
+
+	vcpu_device_attr_get(e.vcpus[0], KVM_ARM_VCPU_ASYNC_PF_CTRL,
+			     KVM_ARM_VCPU_ASYNC_PF_STATE, &st);
+	TEST_ASSERT(st.record_gpa == cfg.record_gpa[0] && st.flags == APF_STATE_FLAG_ENABLED,
+		    "saved state: record 0x%llx flags 0x%llx", st.record_gpa, st.flags);
+	ret = __vcpu_device_attr_set(e.vcpus[0], KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st);
+	TEST_ASSERT(!ret, "restoring the saved state failed: errno %d", errno);
+
+	TEST_ASSERT_EQ(apf_run_to_ucall(e.vcpus[0], &uc), UCALL_SYNC);
+	TEST_ASSERT_EQ(uc.args[2], 1);
+	TEST_ASSERT_EQ(apf_run_to_ucall(e.vcpus[0], &uc), UCALL_DONE);
+	e2e_destroy(&e, false);
+}
+
 struct vcpu_thread {
 	pthread_t thread;
 	struct kvm_vcpu *vcpu;
 	u64 np;
+	u64 ready;
 };
 
 static void *teardown_vcpu_fn(void *arg)
@@ -790,6 +852,7 @@ static void *teardown_vcpu_fn(void *arg)
 
 	TEST_ASSERT_EQ(apf_run_to_ucall(t->vcpu, &uc), UCALL_SYNC);
 	t->np = uc.args[1];
+	t->ready = uc.args[2];
 	TEST_ASSERT_EQ(apf_run_to_ucall(t->vcpu, &uc), UCALL_DONE);
 	return NULL;
 }
@@ -801,15 +864,16 @@ static void subtest_teardown(void *arg)
 	struct vcpu_thread threads[MAX_VCPUS];
 	struct e2e_params p = defaults;
 	int it, i, ref0 = apf_module_refcnt();
-	u64 np_total = 0;
+	u64 np_total = 0, in_flight = 0, after_unmap = 0;
 	struct e2e_vm e;
 
 	p.mode = MODE_TEARDOWN;
 	p.nr_vcpus = 4;
 	p.nr_pages = 8;
 	p.slots = 64;
-	p.uffd_delay_us = 50 * 1000;
-	p.uffd_readers = 1;
+	/* Slow remote memory: most faults are still in flight at destroy. */
+	p.uffd_delay_us = 300 * 1000;
+	p.uffd_readers = 2;
 
 	for (it = 0; it < TEARDOWN_ITERATIONS; it++) {
 		e2e_create(&e, &p);
@@ -821,6 +885,7 @@ static void subtest_teardown(void *arg)
 		for (i = 0; i < p.nr_vcpus; i++) {
 			pthread_join(threads[i].thread, NULL);
 			np_total += threads[i].np;
+			in_flight += threads[i].np - threads[i].ready;
 		}
 		/*
 		 * Destroy with the work in flight; every other time close the
@@ -828,11 +893,12 @@ static void subtest_teardown(void *arg)
 		 * then faulted in directly).
 		 */
 		e2e_destroy(&e, it & 1);
+		after_unmap += uffd_copy_errors;
 		TEST_ASSERT_EQ(apf_module_refcnt(), ref0);
 	}
-	printf("# teardown: %d VMs, %lu not-present notifications in all, %lu copies after unmap\n",
-	       TEARDOWN_ITERATIONS, np_total, uffd_copy_errors);
-	TEST_ASSERT(np_total > 0, "no fault went asynchronous: nothing was in flight");
+	printf("# teardown: %d VMs, %lu not-present, %lu still in flight at destroy, %lu userfaults resolved after unmap\n",
+	       TEARDOWN_ITERATIONS, np_total, in_flight, after_unmap);
+	TEST_ASSERT(in_flight > 0, "no fault was in flight when a VM was destroyed");
 }
 
 struct subtest {
@@ -861,6 +927,8 @@ static const struct subtest subtests[] = {
 	  subtest_el1_notify, NULL, 300 },
 	{ "table_full: slots=1, second page blocks, nothing lost",
 	  subtest_table_full, NULL, 300 },
+	{ "restore_wake_all: restoring an enabled vCPU state delivers one WAKE_ALL",
+	  subtest_restore, NULL, 300 },
 	{ "teardown: 20 VMs x 4 vCPUs destroyed with faults in flight",
 	  subtest_teardown, NULL, 900 },
 };
