@@ -44,6 +44,8 @@ impl Drop for KvmApf {
         // SAFETY: `init` succeeded. KVM holds a module reference for every
         // VM with the feature enabled, so none is left now.
         unsafe { ffi::kvm_apf_shim_exit() };
+        // A static is never dropped: free the (now empty) list's buffer.
+        *provider::VMS.lock() = KVec::new();
         pr_info!("unregistered\n");
     }
 }

@@ -111,6 +111,20 @@ class VerdictTest(unittest.TestCase):
         self.assertNotEqual(rc, 0)
         self.assertIn("vgic_init: planned but never started", out)
 
+    def test_boot_and_insmod_ktap_both_counted(self):
+        boot = ktap((("builtin", True),))
+        text = console().replace("APF-HARNESS: booted", "\n".join(boot) + "\nAPF-HARNESS: booted", 1)
+        rc, last, out = self.run_verdict(text)
+        self.assertEqual(rc, 0)
+        self.assertEqual(last, "5 passed, 0 failed")
+
+    def test_ktap_inside_a_test_step_is_not_counted(self):
+        # A test reloading the module: its suites run while the test prints.
+        reload = ktap((("x", False),))
+        rc, last, _ = self.run_verdict(console(extra=reload))
+        self.assertEqual(rc, 0)
+        self.assertEqual(last, "4 passed, 0 failed")
+
     def test_no_boot_fails(self):
         rc, _, _ = self.run_verdict(console(steps=(), kunit=(), booted=False))
         self.assertNotEqual(rc, 0)

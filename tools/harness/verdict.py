@@ -77,13 +77,84 @@ def find_splats(lines):
     return hits
 
 
-def kunit_cases(log_path, kunit_py):
-    """Leaf KUnit cases as (name, status) from the kernel's own parser."""
+# A top-level KTAP header: only a timestamp may stand before it.
+KTAP_TOP = re.compile(r"^(\[\s*[0-9.]+\]\s?)?KTAP version \d+\s*$")
+
+
+KTAP_PLAN = re.compile(r"^(\[\s*[0-9.]+\]\s?)?1\.\.(\d+)\s*$")
+KTAP_TOP_RESULT = re.compile(r"^(\[\s*[0-9.]+\]\s?)?(not )?ok \d+")
+
+
+def ktap_blocks(lines):
+    """Each top-level KTAP document on the console: the built-in suites at
+    boot, then one per module load (kunit.py parses only the first). A
+    document ends after as many top-level results as its plan announced, so
+    that a test's own TAP printed after a module load is not taken for it."""
+    blocks = []
+    for start, line in enumerate(lines):
+        if not KTAP_TOP.match(line):
+            continue
+        end, planned, seen = len(lines), None, 0
+        for i in range(start + 1, len(lines)):
+            if planned is None:
+                m = KTAP_PLAN.match(lines[i])
+                if m:
+                    planned = int(m.group(2))
+                    if planned == 0:
+                        end = i + 1
+                        break
+                continue
+            if KTAP_TOP.match(lines[i]):
+                end = i
+                break
+            if KTAP_TOP_RESULT.match(lines[i]):
+                seen += 1
+                if seen == planned:
+                    end = i + 1
+                    break
+        blocks.append(lines[start:end])
+    return blocks
+
+
+def kunit_lines(lines):
+    """The console with only the KUnit output the verdict counts: the
+    built-in suites at boot (before the first plan step) and the module's
+    suites run by the plan's "insmod" steps. A test that reloads the module
+    prints its own TAP at the same time; that run is not counted (the test's
+    own exit status is), and blanking it keeps the two from mixing."""
+    keep = []
+    inside = None
+    for line in lines:
+        m = STEP_BEGIN.search(line)
+        if m:
+            inside = m.group(1)
+        # Console output may trail the step's end marker: until the next
+        # step begins, it still belongs to the step that ended.
+        allowed = inside is None or inside.startswith("insmod")
+        keep.append(line if allowed else "")
+    return keep
+
+
+def kunit_cases(lines, kunit_py):
+    """Leaf KUnit cases as (name, status) from the kernel's own parser,
+    block by block; (None, message) if a block cannot be parsed."""
+    cases = []
+    for block in ktap_blocks(kunit_lines(lines)):
+        got, err = kunit_block_cases(block, kunit_py)
+        if got is None:
+            return None, err
+        cases += got
+    return cases, ""
+
+
+def kunit_block_cases(block, kunit_py):
+    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as src:
+        src.write("\n".join(block) + "\n")
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         out = tmp.name
     try:
         proc = subprocess.run(
-            [sys.executable, kunit_py, "parse", f"--json={out}", log_path],
+            [sys.executable, kunit_py, "parse", f"--json={out}", src.name],
             capture_output=True, text=True, check=False)
         if not os.path.getsize(out):
             return None, proc.stdout + proc.stderr
@@ -91,6 +162,7 @@ def kunit_cases(log_path, kunit_py):
             data = json.load(f)
     finally:
         os.unlink(out)
+        os.unlink(src.name)
     cases = []
 
     def walk(group, prefix):
@@ -142,7 +214,7 @@ def judge(log_path, kunit_py=None, expect_steps=()):
         if not kunit_py:
             v.add("fail", "KTAP output present but no kunit.py to parse it")
         else:
-            cases, err = kunit_cases(log_path, kunit_py)
+            cases, err = kunit_cases(lines, kunit_py)
             if cases is None:
                 v.add("fail", f"kunit.py could not parse the KTAP output: {err.strip()[:200]}")
             else:
