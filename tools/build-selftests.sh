@@ -29,6 +29,13 @@ for src in "$APF_ROOT"/tools/selftests/*.c; do
 	cp "$src" "$kvm_st/arm64/$name.c"
 	own="$own arm64/$name"
 done
+# The benchmark (tools/bench/*.c) is built the same way, next to the tests.
+for src in "$APF_ROOT"/tools/bench/*.c; do
+	[ -e "$src" ] || continue
+	name=$(basename "$src" .c)
+	cp "$src" "$kvm_st/arm64/$name.c"
+	own="$own arm64/$name"
+done
 for h in "$APF_ROOT"/tools/selftests/*.h; do
 	[ -e "$h" ] && cp "$h" "$kvm_st/arm64/"
 done

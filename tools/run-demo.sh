@@ -22,5 +22,10 @@ grep -E "kvm \[1\]: VHE|kvm_apf: |APF-DEMO" "$log" | sed 's/^/    /' || true
 python3 "$APF_ROOT/tools/harness/verdict.py" "$log" \
 	--kunit-py "$(kernel_source_dir)/tools/testing/kunit/kunit.py" --quiet >"$APF_CACHE/demo-verdict.log" || true
 info "KUnit and steps: $(tail -1 "$APF_CACHE/demo-verdict.log")"
+mkdir -p "$APF_CACHE/bench"
+rm -f "$APF_CACHE/bench/plot.png"
+PYTHONPATH="$APF_TOOLS/pylib" python3 "$APF_ROOT/tools/bench/plot.py" "$log" "$APF_CACHE/bench/plot.png" \
+	>/dev/null 2>"$APF_CACHE/bench/plot.log" || info "no plot: $(tail -1 "$APF_CACHE/bench/plot.log")"
+grep -E "APF-BENCH-RESULT" "$log" | tr -d '\r' | sed 's/^/    /' || info "no benchmark results on the console"
 [ ! -f "$APF_CACHE/bench/plot.png" ] || info "plot: $APF_CACHE/bench/plot.png"
 info "full console: $log"

@@ -49,6 +49,16 @@ else
 		die "pip install libclang failed" "check PyPI is reachable"
 fi
 
+step "matplotlib (PyPI wheel, for tools/bench/plot.py)"
+if [ -d "$APF_TOOLS/pylib/matplotlib" ]; then
+	info "present"
+else
+	python3 -m pip install -q --disable-pip-version-check --target "$APF_TOOLS/pylib" \
+		matplotlib==3.9.2 >"$APF_TOOLS/pip-matplotlib.log" 2>&1 ||
+		die "pip install matplotlib failed (log: $APF_TOOLS/pip-matplotlib.log)" "check PyPI is reachable"
+	info "installed into $APF_TOOLS/pylib"
+fi
+
 step "static arm64 busybox"
 BUSYBOX=$APF_TOOLS/busybox
 if [ -x "$BUSYBOX" ]; then
