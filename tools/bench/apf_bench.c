@@ -60,6 +60,8 @@
  *    unloaded. The module is loaded again (finit_module /kvm_apf.ko) after
  *    each "unloaded" run, so the system ends as it began.
  *
+ * "apf_bench remote" runs part 1 only (e.g. to trace its exits).
+ *
  * Each VM runs in a child process (a failed assertion costs one figure, not
  * the run) with results in shared memory. Under TCG with nested KVM absolute
  * times are meaningless: only the ratios are.
@@ -81,6 +83,7 @@
 #define CTRL_MS			30
 #define WAIT_MS			10000	/* bound on one wait for page-ready */
 #define PRESENT_ROUNDS		3
+#define SETTLE_S		2	/* after a module unload or load */
 #define SERIES_POINTS		250	/* printed points per series, at most */
 #define PATTERN			0x5a5aa5a5c3c33c3cUL
 
@@ -638,7 +641,7 @@ int main(int argc, char *argv[])
 	int n_cap = 0, n_nocap = 0, n_unl = 0, reload_failed = 0;
 	double util[NR_DELAYS][2] = {}, exits_raw_sum = 0, exits_net_sum = 0;
 	u64 np_sum = 0;
-	bool loaded_at_start;
+	bool loaded_at_start, only_remote = argc > 1 && !strcmp(argv[1], "remote");
 	unsigned int d, a, round;
 
 	setbuf(stdout, NULL);
@@ -709,9 +712,9 @@ int main(int argc, char *argv[])
 		}
 	}
 
-	/* ---- 2. Present-page demand paging */
+	/* ---- 2. Present-page demand paging ("apf_bench remote" skips it) */
 	pr = shared_alloc(sizeof(*pr));
-	for (round = 0; round < PRESENT_ROUNDS; round++) {
+	for (round = 0; round < PRESENT_ROUNDS && !only_remote; round++) {
 		struct present_job job = { pr, true };
 
 		memset(pr, 0, sizeof(*pr));
@@ -731,11 +734,17 @@ int main(int argc, char *argv[])
 			       round + 1, rate_nocap[n_nocap - 1], exits_pp[1]);
 		}
 
-		/* No VM of ours holds the module any more. */
+		/*
+		 * No VM of ours holds the module any more. After each module
+		 * unload and load, let the kernel finish their background work
+		 * (RCU callbacks, KUnit) before measuring: in the emulated host
+		 * it competes with the vCPU for the two physical CPUs.
+		 */
 		if (apf_delete_module(O_NONBLOCK)) {
 			printf("APF-BENCH note: delete_module(%s): %s; no unloaded figure this round\n",
 			       APF_MODULE_NAME, strerror(errno));
 		} else {
+			sleep(SETTLE_S);
 			memset(pr, 0, sizeof(*pr));
 			if (in_child(present_job_fn, &job, &pr->ok, 240)) {
 				rate_unl[n_unl++] = NR_PRESENT * (double)pr->freq / pr->cycles;
@@ -749,6 +758,7 @@ int main(int argc, char *argv[])
 				reload_failed = 1;
 				break;
 			}
+			sleep(SETTLE_S);
 		}
 	}
 	if (!loaded_at_start && apf_module_loaded())
