@@ -7,8 +7,8 @@
 
 #include <linux/tracepoint.h>
 
-/* The guest was told the page at @token is not present yet. */
-TRACE_EVENT(kvm_apf_not_present,
+/* A notification to the guest about the page at @token. */
+DECLARE_EVENT_CLASS(kvm_apf_token,
 	TP_PROTO(unsigned int vcpu_id, u64 token),
 	TP_ARGS(vcpu_id, token),
 	TP_STRUCT__entry(
@@ -20,24 +20,24 @@ TRACE_EVENT(kvm_apf_not_present,
 		__entry->token = token;
 	),
 	TP_printk("vcpu %u token %#llx", __entry->vcpu_id, __entry->token)
+);
+
+/* The guest was told the page at @token is not present yet. */
+DEFINE_EVENT(kvm_apf_token, kvm_apf_not_present,
+	TP_PROTO(unsigned int vcpu_id, u64 token),
+	TP_ARGS(vcpu_id, token)
 );
 
 /* The guest was told the page at @token is ready (or wake-all). */
-TRACE_EVENT(kvm_apf_ready,
+DEFINE_EVENT(kvm_apf_token, kvm_apf_ready,
 	TP_PROTO(unsigned int vcpu_id, u64 token),
-	TP_ARGS(vcpu_id, token),
-	TP_STRUCT__entry(
-		__field(unsigned int, vcpu_id)
-		__field(u64, token)
-	),
-	TP_fast_assign(
-		__entry->vcpu_id = vcpu_id;
-		__entry->token = token;
-	),
-	TP_printk("vcpu %u token %#llx", __entry->vcpu_id, __entry->token)
+	TP_ARGS(vcpu_id, token)
 );
 
-/* A fault was left to block in the stage-2 handler, and why. */
+/*
+ * A stage-2 fault of a vCPU with the feature enabled that will not be
+ * handled asynchronously (if it needs I/O, it blocks), and why.
+ */
 TRACE_EVENT(kvm_apf_sync,
 	TP_PROTO(unsigned int vcpu_id, u64 ipa, u32 reason),
 	TP_ARGS(vcpu_id, ipa, reason),

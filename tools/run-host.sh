@@ -16,8 +16,10 @@ kbuild=$(kernel_build_dir)
 image=$kbuild/arch/arm64/boot/Image
 [ -f "$image" ] || die "no kernel Image at $image" "run tools/build-kernel.sh"
 
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+initrd=$work/initramfs.cpio.gz
 mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,tests,etc}
 cp "$APF_TOOLS/busybox" "$root/bin/busybox"
 cp "$APF_ROOT/tools/vm/init" "$root/init"
@@ -27,14 +29,14 @@ cp "$plan" "$root/plan"
 if [ -d "$APF_CACHE/selftests/bin" ]; then
 	cp -r "$APF_CACHE/selftests/bin/." "$root/tests/"
 fi
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$APF_CACHE/initramfs.cpio.gz"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
 
 info "booting (console log: $log, limit ${tmo}s)"
 set +e
 timeout --foreground -k 10 "$tmo" qemu-system-aarch64 \
 	-machine virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2048 \
 	-nographic -nic none -no-reboot \
-	-kernel "$image" -initrd "$APF_CACHE/initramfs.cpio.gz" \
+	-kernel "$image" -initrd "$initrd" \
 	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe" \
 	</dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
