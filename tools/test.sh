@@ -17,7 +17,9 @@ bash "$APF_ROOT/tools/build-kernel.sh"
 passed=0 failed=0 skipped=0
 tally() { # tally PASSED FAILED SKIPPED WHAT
 	passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
-	info "$4: $1 passed, $2 failed${3:+, $3 skipped}"
+	local skip=
+	[ "$3" = 0 ] || skip=", $3 skipped"
+	info "$4: $1 passed, $2 failed$skip"
 }
 
 step "level 1: host cargo test (pure logic)"
@@ -26,8 +28,10 @@ set +e
 cargo test --manifest-path "$APF_ROOT/rust/host/Cargo.toml" 2>&1 | tee "$log" | grep -E '^(test result|running|error)|FAILED|panicked'
 cargo_rc=${PIPESTATUS[0]}
 set -e
-p=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ - | bc)
-f=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ - | bc)
+# sum N: the sum of the numbers on stdin (0 for none).
+sum() { awk '{ s += $1 } END { print s + 0 }'; }
+p=$(sed -nE 's/^test result:.* ([0-9]+) passed.*/\1/p' "$log" | sum)
+f=$(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | sum)
 [ "$cargo_rc" = 0 ] || [ "${f:-0}" != 0 ] || f=1
 tally "${p:-0}" "${f:-0}" 0 "cargo test"
 
@@ -39,9 +43,9 @@ KUNIT_PY=$(kernel_source_dir)/tools/testing/kunit/kunit.py \
 h_rc=$?
 set -e
 h_run=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log")
-h_fail=$(grep -oE '(failures|errors)=[0-9]+' "$log" | cut -d= -f2 | paste -sd+ - | bc)
-h_skip=$(grep -oE 'skipped=[0-9]+' "$log" | cut -d= -f2)
-[ "$h_rc" = 0 ] || [ -n "$h_fail" ] || h_fail=1
+h_fail=$(sed -nE 's/.*(failures|errors)=([0-9]+).*/\2/p' "$log" | sum)
+h_skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | sum)
+[ "$h_rc" = 0 ] || [ "$h_fail" != 0 ] || h_fail=1
 [ "$h_rc" = 0 ] || cat "$log"
 tally $(( ${h_run:-0} - ${h_fail:-0} - ${h_skip:-0} )) "${h_fail:-0}" "${h_skip:-0}" "harness unittest"
 

@@ -48,6 +48,8 @@ SPLAT_RE = [(re.compile(p), k) for p, k in SPLATS]
 
 STEP_BEGIN = re.compile(r"APF-TEST-BEGIN (\S+)")
 STEP_END = re.compile(r"APF-TEST-END (\S+) rc=(\d+)")
+# kselftest's closing line; only reported, the step's exit status decides.
+KSFT_TOTALS = re.compile(r"^# Totals: pass:(\d+) fail:(\d+)")
 
 
 class Verdict:
@@ -187,11 +189,14 @@ def judge(log_path, kunit_py=None, expect_steps=()):
     if any("APF-HARNESS: TIMEOUT" in l for l in lines):
         v.add("fail", "run hit the hard timeout")
 
-    begun, ended = [], {}
+    begun, ended, totals = [], {}, {}
     for line in lines:
         m = STEP_BEGIN.search(line)
         if m:
             begun.append(m.group(1))
+        m = KSFT_TOTALS.search(line)
+        if m and begun:
+            totals[begun[-1]] = f" ({m.group(1)}/{int(m.group(1)) + int(m.group(2))} TAP cases ok)"
         m = STEP_END.search(line)
         if m:
             ended[m.group(1)] = int(m.group(2))
@@ -201,7 +206,7 @@ def judge(log_path, kunit_py=None, expect_steps=()):
             continue
         rc = ended[name]
         if rc == 0:
-            v.add("pass", name)
+            v.add("pass", name + totals.get(name, ""))
         elif rc == KSFT_SKIP:
             v.add("skip", f"{name}: skipped")
         else:
