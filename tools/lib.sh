@@ -12,6 +12,10 @@ KSRC_PKG=linux-source-7.3
 KSRC_VERSION=7.3.4-1~bpo13+1
 KSRC_SHA256_FILE=$APF_ROOT/tools/linux-source.sha256
 
+# cargo from rustup, for a shell whose PATH lacks it (CI).
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) [ -d "$HOME/.cargo/bin" ] && PATH=$HOME/.cargo/bin:$PATH ;; esac
+export PATH
+
 ARCH=arm64
 CROSS_COMPILE=aarch64-linux-gnu-
 export ARCH CROSS_COMPILE
