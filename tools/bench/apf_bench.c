@@ -521,34 +521,11 @@ static void present_run(struct present_result *r, bool apf)
  */
 static bool in_child(void (*fn)(void *), void *arg, const int *ok, unsigned int timeout_s)
 {
-	struct timespec start, t;
 	int status;
-	pid_t pid, w;
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	TEST_ASSERT(pid >= 0, "fork: errno %d", errno);
-	if (!pid) {
-		fn(arg);
-		fflush(stdout);
-		_exit(0);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			break;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (t.tv_sec - start.tv_sec > timeout_s) {
-			printf("APF-BENCH note: run still going after %us, killing it\n", timeout_s);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return false;
-		}
-		usleep(20 * 1000);
-	}
-	return WIFEXITED(status) && !WEXITSTATUS(status) && *ok;
+	if (apf_run_child("APF-BENCH run", fn, arg, timeout_s, &status) != APF_CHILD_EXITED)
+		return false;
+	return WIFEXITED(status) && WEXITSTATUS(status) == KSFT_PASS && *ok;
 }
 
 struct remote_job {

@@ -214,20 +214,26 @@ static inline u64 apf_run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
 	}
 }
 
+enum apf_child_result {
+	APF_CHILD_EXITED,	/* *status holds its wait status */
+	APF_CHILD_TIMED_OUT,	/* killed after timeout_s and reaped */
+	APF_CHILD_UNKILLABLE,	/* still there 60 s after SIGKILL */
+};
+
 /*
- * Run fn(arg) in a child process and report one TAP result named name:
- * a failed TEST_ASSERT or guest assertion only fails this sub-test, and a
- * sub-test that does not finish within timeout_s seconds is killed and
- * reported as hung. The child exits 0 (pass), KSFT_SKIP or anything else.
+ * Run fn(arg) in a child process (it exits KSFT_PASS when fn returns) and
+ * wait for it at most timeout_s seconds, then kill it. name is only for the
+ * message printed when it is killed.
  */
-static inline int apf_run_subtest(const char *name, void (*fn)(void *),
-				  void *arg, unsigned int timeout_s)
+static inline enum apf_child_result apf_run_child(const char *name, void (*fn)(void *),
+						  void *arg, unsigned int timeout_s,
+						  int *status)
 {
 	struct timespec start, now;
-	int status = 0;
 	bool killed = false;
 	pid_t pid, r;
 
+	*status = 0;
 	fflush(stdout);
 	fflush(stderr);
 	pid = fork();
@@ -240,9 +246,9 @@ static inline int apf_run_subtest(const char *name, void (*fn)(void *),
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
-		r = waitpid(pid, &status, WNOHANG);
+		r = waitpid(pid, status, WNOHANG);
 		if (r == pid)
-			break;
+			return killed ? APF_CHILD_TIMED_OUT : APF_CHILD_EXITED;
 		TEST_ASSERT(r == 0, "waitpid: errno %d", errno);
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (!killed && now.tv_sec - start.tv_sec >= timeout_s) {
@@ -252,15 +258,32 @@ static inline int apf_run_subtest(const char *name, void (*fn)(void *),
 			killed = true;
 		} else if (killed && now.tv_sec - start.tv_sec >= timeout_s + 60) {
 			/* Stuck in the kernel: it cannot even die. */
-			ksft_test_result_fail("%s (hung in the kernel, unkillable)\n", name);
-			return -1;
+			return APF_CHILD_UNKILLABLE;
 		}
 		usleep(20 * 1000);
 	}
+}
 
-	if (killed) {
+/*
+ * Run fn(arg) in a child process and report one TAP result named name:
+ * a failed TEST_ASSERT or guest assertion only fails this sub-test, and a
+ * sub-test that does not finish within timeout_s seconds is killed and
+ * reported as hung. The child exits 0 (pass), KSFT_SKIP or anything else.
+ */
+static inline int apf_run_subtest(const char *name, void (*fn)(void *),
+				  void *arg, unsigned int timeout_s)
+{
+	int status;
+
+	switch (apf_run_child(name, fn, arg, timeout_s, &status)) {
+	case APF_CHILD_UNKILLABLE:
+		ksft_test_result_fail("%s (hung in the kernel, unkillable)\n", name);
+		return -1;
+	case APF_CHILD_TIMED_OUT:
 		ksft_test_result_fail("%s (timed out after %us)\n", name, timeout_s);
 		return -1;
+	case APF_CHILD_EXITED:
+		break;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_PASS) {
 		ksft_test_result_pass("%s\n", name);
