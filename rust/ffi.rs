@@ -40,8 +40,14 @@ extern "C" {
     pub(crate) fn kvm_apf_shim_trace_sync(vcpu: *mut KvmVcpu, ipa: u64, reason: u32);
 
     // arch/arm64/kvm/async_pf.c, exported to "kvm_apf" only.
-    pub(crate) fn kvm_arm_apf_set_irq_line(vcpu: *mut KvmVcpu, intid: u32, level: bool) -> c_int;
+    pub(crate) fn kvm_arm_apf_signal_irq(vcpu: *mut KvmVcpu, intid: u32) -> c_int;
     pub(crate) fn kvm_arm_apf_irq_deliverable(vcpu: *mut KvmVcpu, intid: u32) -> bool;
+    pub(crate) fn kvm_arm_apf_read_guest(
+        kvm: *mut Kvm,
+        gpa: u64,
+        data: *mut c_void,
+        len: c_ulong,
+    ) -> c_int;
     pub(crate) fn kvm_arm_apf_write_guest(
         kvm: *mut Kvm,
         gpa: u64,

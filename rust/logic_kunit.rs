@@ -23,7 +23,9 @@ mod tests {
     use crate::logic::record;
     use crate::logic::token::Token;
     use crate::logic::vcpu_state::Action;
+    use crate::logic::vcpu_state::Actions;
     use crate::logic::vcpu_state::Eligibility;
+    use crate::logic::vcpu_state::GuestMemory;
     use crate::vcpu::State;
     use crate::vcpu::Storage;
 
@@ -81,39 +83,91 @@ mod tests {
         assert!(matches!(w, Some(w) if w.gpa == 0x1008 && w.bytes == [0, 0, 0, 0x40, 0, 0, 0, 0]));
     }
 
+    /// A small guest memory: RAM below 1 MiB, the record's three words
+    /// stored, everything else reads as zero.
+    struct Mem {
+        words: [(u64, u64); 3],
+    }
+
+    impl Mem {
+        fn new(record: u64) -> Self {
+            Self { words: [(record, 0), (record + 8, 0), (record + 16, 0)] }
+        }
+
+        /// The guest clears the token field at `gpa`.
+        fn clear(&mut self, gpa: u64) {
+            for w in self.words.iter_mut().filter(|w| w.0 == gpa) {
+                w.1 = 0;
+            }
+        }
+
+        fn apply(&mut self, actions: &Actions) {
+            for a in actions.iter() {
+                if let Some(w) = a.guest_write() {
+                    for word in self.words.iter_mut().filter(|x| x.0 == w.gpa) {
+                        word.1 = u64::from_le_bytes(w.bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    impl GuestMemory for Mem {
+        fn is_ram(&mut self, gpa: u64, len: u64) -> bool {
+            gpa.checked_add(len).is_some_and(|end| end <= 0x10_0000)
+        }
+
+        fn read_u64(&mut self, gpa: u64) -> Option<u64> {
+            Some(self.words.iter().find(|w| w.0 == gpa).map_or(0, |w| w.1))
+        }
+    }
+
     #[test]
     fn guest_abi_and_fault_flow() -> Result {
         let mut st = state(4)?;
-        let call = |st: &mut State, x1: u64, x2: u64| st.handle_raw(x1, x2, |ipa| ipa < 0x10_0000).regs[0];
-        assert_eq!(st.handle_raw(0, 0, |_| true).regs[0], VERSION);
-        assert_eq!(call(&mut st, 3, 0), NOT_REQUIRED_RET); // enable before register
-        assert_eq!(call(&mut st, 2, 0x1010), INVALID_PARAMETER_RET); // misaligned
-        assert_eq!(call(&mut st, 2, 0x20_0000), INVALID_PARAMETER_RET); // not RAM
-        assert_eq!(call(&mut st, 9, 0), NOT_SUPPORTED_RET);
-        assert_eq!(call(&mut st, 2, 0x1000), SUCCESS_RET);
-        assert_eq!(call(&mut st, 3, 0), SUCCESS_RET);
+        let mut m = Mem::new(0x1000);
+        let call = |st: &mut State, m: &mut Mem, x1: u64, x2: u64| {
+            let r = st.handle_raw(x1, x2, m);
+            m.apply(&r.actions);
+            r.regs[0]
+        };
+        assert_eq!(call(&mut st, &mut m, 0, 0), VERSION);
+        assert_eq!(call(&mut st, &mut m, 3, 0), NOT_REQUIRED_RET); // enable before register
+        assert_eq!(call(&mut st, &mut m, 2, 0x1010), INVALID_PARAMETER_RET); // misaligned
+        assert_eq!(call(&mut st, &mut m, 2, 0x20_0000), INVALID_PARAMETER_RET); // not RAM
+        assert_eq!(call(&mut st, &mut m, 6, 0), NOT_SUPPORTED_RET);
+        assert_eq!(call(&mut st, &mut m, 2, 0x1000), SUCCESS_RET);
+        assert_eq!(call(&mut st, &mut m, 3, 0), SUCCESS_RET);
 
         // EL1 faults are not notified unless the guest opted in.
-        assert_eq!(st.fault_eligible(0x40, false, true), Eligibility::El1NotAllowed);
-        assert_eq!(st.fault_eligible(0x40, true, false), Eligibility::IrqNotDeliverable);
-        assert_eq!(st.fault_eligible(0x40, true, true), Eligibility::Eligible);
+        assert_eq!(st.fault_eligible(0x40, false, true, &mut m), Eligibility::El1NotAllowed);
+        assert_eq!(st.fault_eligible(0x40, true, false, &mut m), Eligibility::IrqNotDeliverable);
+        assert_eq!(st.fault_eligible(0, true, true, &mut m), Eligibility::NoToken);
+        assert_eq!(st.fault_eligible(0x40, true, true, &mut m), Eligibility::Eligible);
         let acts = st.fault_started(0x40).map_err(|_| EINVAL)?;
+        m.apply(&acts);
         let token = Token::from_gfn(0x40, PAGE_SHIFT).ok_or(EINVAL)?;
         let mut it = acts.iter();
         assert_eq!(it.next(), Some(Action::WriteNotPresent { record: 0x1000, token }));
-        assert_eq!(it.next(), Some(Action::RaiseNp { intid: 20 }));
+        assert_eq!(it.next(), Some(Action::SignalNp { intid: 20 }));
         // The guest faults again on the page it was told about: block.
-        assert_eq!(st.fault_eligible(0x40, true, true), Eligibility::AlreadyPending);
-        assert_eq!(call(&mut st, 5, 0), SUCCESS_RET); // ack not-present
-        assert_eq!(call(&mut st, 5, 0), NOT_REQUIRED_RET);
+        assert_eq!(st.fault_eligible(0x40, true, true, &mut m), Eligibility::AlreadyPending);
+        // Another page before the guest cleared the token: block too.
+        assert_eq!(st.fault_eligible(0x41, true, true, &mut m), Eligibility::NotPresentBusy);
+        m.clear(0x1000);
+        assert_eq!(st.fault_eligible(0x41, true, true, &mut m), Eligibility::Eligible);
 
-        let acts = st.page_ready(0x40);
+        let acts = st.page_ready(0x40, &mut m);
+        m.apply(&acts);
         let mut it = acts.iter();
         assert_eq!(it.next(), Some(Action::WriteReady { record: 0x1000, token }));
-        assert_eq!(it.next(), Some(Action::RaiseReady { intid: 21 }));
-        assert!(st.page_ready(0x40).is_empty()); // stale: nothing twice
-        assert_eq!(call(&mut st, 6, 0), SUCCESS_RET);
-        assert_eq!(call(&mut st, 6, 0), NOT_REQUIRED_RET);
+        assert_eq!(it.next(), Some(Action::WriteHeader { record: 0x1000, ack_ready: false }));
+        assert_eq!(it.next(), Some(Action::SignalReady { intid: 21 }));
+        assert!(st.page_ready(0x40, &mut m).is_empty()); // stale: nothing twice
+        // Nothing waits: ACK_READY has nothing to do, cleared or not.
+        assert_eq!(call(&mut st, &mut m, 5, 0), NOT_REQUIRED_RET);
+        m.clear(0x1008);
+        assert_eq!(call(&mut st, &mut m, 5, 0), NOT_REQUIRED_RET);
         assert_eq!(st.counters().async_faults, 1);
         assert_eq!(st.counters().blocked_on_pending, 1);
         Ok(())
@@ -122,16 +176,17 @@ mod tests {
     #[test]
     fn slots_bound_outstanding_tokens() -> Result {
         let mut st = state(2)?;
-        assert_eq!(st.handle_raw(2, 0x2000, |_| true).regs[0], SUCCESS_RET);
-        assert_eq!(st.handle_raw(3, 0, |_| true).regs[0], SUCCESS_RET);
+        let mut m = Mem::new(0x2000);
+        let r = st.handle_raw(2, 0x2000, &mut m);
+        assert_eq!(r.regs[0], SUCCESS_RET);
+        assert_eq!(st.handle_raw(3, 0, &mut m).regs[0], SUCCESS_RET);
         for gfn in [1u64, 2] {
-            assert_eq!(st.fault_eligible(gfn, true, true), Eligibility::Eligible);
+            assert_eq!(st.fault_eligible(gfn, true, true, &mut m), Eligibility::Eligible);
             st.fault_started(gfn).map_err(|_| EINVAL)?;
-            assert_eq!(st.handle_raw(5, 0, |_| true).regs[0], SUCCESS_RET);
         }
-        assert_eq!(st.fault_eligible(3, true, true), Eligibility::TableFull);
+        assert_eq!(st.fault_eligible(3, true, true, &mut m), Eligibility::TableFull);
         // DISABLE drops both and wakes everything.
-        assert_eq!(st.handle_raw(4, 0, |_| true).regs[0], SUCCESS_RET);
+        assert_eq!(st.handle_raw(4, 0, &mut m).regs[0], SUCCESS_RET);
         assert_eq!(st.outstanding(), 0);
         assert_eq!(st.counters().wake_all, 1);
         Ok(())

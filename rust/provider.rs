@@ -42,6 +42,7 @@ fn sync_reason(e: Eligibility) -> u32 {
         Eligibility::TableFull => 5,
         Eligibility::WakeAllPending => 6,
         Eligibility::IrqNotDeliverable => 7,
+        Eligibility::NoToken => 11,
     }
 }
 const SYNC_FAULT_IN_FAILED: u32 = 8;
@@ -203,7 +204,7 @@ extern "C" fn kvm_apf_rs_vcpu_create(vcpu: *mut KvmVcpu) -> c_int {
     }
 }
 
-/// `kvm_reset_vcpu()`: forget what the guest registered, lower the lines.
+/// `kvm_reset_vcpu()`: forget what the guest registered.
 #[no_mangle]
 extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
     // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
@@ -212,10 +213,7 @@ extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
     };
     let mut core = apf.core.lock();
     core.sync_gfn = None;
-    core.deferred = None;
-    let actions = core.state.reset();
-    // Only line changes: nothing to undo if the guest is gone.
-    let _ = apf.execute(&actions);
+    core.state.reset();
 }
 
 /// The vCPU is about to be freed.
@@ -244,12 +242,13 @@ extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> bool {
     // SAFETY: live vCPU; the helper takes the vGIC locks it needs.
     let deliverable = unsafe { ffi::kvm_arm_apf_irq_deliverable(vcpu, apf.cfg.np_intid) };
 
+    let mut mem = apf.memory();
     let mut core = apf.core.lock();
     let reason = if core.sync_gfn == Some(gfn) {
         core.sync_gfn = None;
         SYNC_FAULT_IN_FAILED
     } else {
-        match core.state.fault_eligible(gfn, at_el0, deliverable) {
+        match core.state.fault_eligible(gfn, at_el0, deliverable, &mut mem) {
             Eligibility::Eligible => return true,
             Eligibility::NotEnabled => return false,
             e => sync_reason(e),
@@ -294,11 +293,12 @@ extern "C" fn kvm_apf_rs_fault_start(
         }
     };
     if apf.execute(&actions).is_err() {
-        // The guest was not told: forget the token, lower the line if it
-        // went up, and let KVM block as usual.
-        core.state.fault_aborted(gfn);
-        // SAFETY: live vCPU.
-        unsafe { ffi::kvm_arm_apf_set_irq_line(vcpu, apf.cfg.np_intid, false) };
+        // The guest was not told: forget the token, clear it from the
+        // record if it got there, and let KVM block as usual.
+        let undo = core.state.fault_aborted(gfn);
+        // Best effort: if this fails too, the slot stays busy and later
+        // faults block, which is safe.
+        let _ = apf.execute(&undo);
         drop(core);
         apf.unreserve_work();
         // SAFETY: live vCPU.
@@ -317,8 +317,11 @@ extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return;
     };
-    let deferred = apf.core.lock().deferred.take();
-    if let Some(actions) = deferred {
+    let mut mem = apf.memory();
+    {
+        // The WAKE_ALL of a restore, if the page-ready slot is free now.
+        let mut core = apf.core.lock();
+        let actions = core.state.poll(&mut mem);
         // Lost only if the record stopped being RAM since the restore.
         let _ = apf.execute(&actions);
     }
@@ -327,7 +330,7 @@ extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
         if !ok {
             core.sync_gfn = Some(gfn);
         }
-        let actions = core.state.page_ready(gfn);
+        let actions = core.state.page_ready(gfn, &mut mem);
         // A failed write leaves the guest without this page-ready; its
         // task retries the access and faults again, synchronously if the
         // page is now in.
@@ -352,12 +355,9 @@ unsafe extern "C" fn kvm_apf_rs_hypercall(
     // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
     if let Some(apf) = unsafe { borrow(vcpu) } {
         if func_id == ASYNC_PF_FUNC_ID {
-            let kvm = apf.kvm();
+            let mut mem = apf.memory();
             let mut core = apf.core.lock();
-            let res = core.state.handle_raw(a1, a2, |gpa| {
-                // SAFETY: `kvm` is alive while its vCPU runs.
-                unsafe { ffi::kvm_arm_apf_gpa_is_ram(kvm, gpa, RECORD_SIZE as _) }
-            });
+            let res = core.state.handle_raw(a1, a2, &mut mem);
             // The guest reads the record after the call: a failed write is
             // its own registration going stale; nothing to unwind here.
             let _ = apf.execute(&res.actions);
@@ -418,7 +418,10 @@ extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u
     }
     let mut core = apf.core.lock();
     core.sync_gfn = None;
-    core.deferred = Some(core.state.restore(&saved));
+    // The WAKE_ALL is written by the next KVM_REQ_ASYNC_PF on the vCPU
+    // thread: guest writes must come from KVM_RUN context (dirty tracking)
+    // and the vGIC is only initialised once the vCPU runs.
+    core.state.restore(&saved);
     drop(core);
     // SAFETY: live vCPU; a request plus a kick is fine from an ioctl.
     unsafe { ffi::kvm_arm_apf_kick(vcpu) };

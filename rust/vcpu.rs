@@ -24,6 +24,7 @@ use crate::logic::config::ApfConfig;
 use crate::logic::gfn_table;
 use crate::logic::vcpu_state::Action;
 use crate::logic::vcpu_state::Actions;
+use crate::logic::vcpu_state::GuestMemory;
 use crate::logic::vcpu_state::VcpuState;
 
 /// Kernel-allocated storage for the gfn table and the completion queue.
@@ -64,11 +65,24 @@ pub(crate) struct Core {
     /// synchronously, so that KVM reports the error (to the VMM) as it
     /// would have without async page faults, instead of the guest looping.
     pub(crate) sync_gfn: Option<u64>,
-    /// Actions of a state restore (`KVM_SET_DEVICE_ATTR`), executed at the
-    /// next `KVM_REQ_ASYNC_PF` on the vCPU thread: guest writes must come
-    /// from `KVM_RUN` context (dirty tracking) and the vGIC is only
-    /// initialised once the vCPU runs.
-    pub(crate) deferred: Option<Actions>,
+}
+
+/// The VM's memory as the state machine sees it. Reads go through
+/// `current->mm`: only used on the vCPU thread (or by an ioctl of the VMM).
+pub(crate) struct VmMemory(*mut Kvm);
+
+impl GuestMemory for VmMemory {
+    fn is_ram(&mut self, gpa: u64, len: u64) -> bool {
+        // SAFETY: the `Kvm` outlives its vCPUs, whose threads use this.
+        unsafe { ffi::kvm_arm_apf_gpa_is_ram(self.0, gpa, len as _) }
+    }
+
+    fn read_u64(&mut self, gpa: u64) -> Option<u64> {
+        let mut buf = [0u8; 8];
+        // SAFETY: as above; `buf` is 8 writable bytes on the stack.
+        let ret = unsafe { ffi::kvm_arm_apf_read_guest(self.0, gpa, buf.as_mut_ptr().cast(), 8) };
+        (ret == 0).then(|| u64::from_le_bytes(buf))
+    }
 }
 
 /// What workers share with the vCPU.
@@ -106,7 +120,7 @@ pub(crate) struct VcpuApf {
 }
 
 // SAFETY: the raw pointers are only dereferenced by C helpers that KVM
-// documents as callable from any thread (kick, irq line, guest writes) and
+// documents as callable from any thread (kick, interrupt signal, guest memory) and
 // only while the invariant above keeps them valid; everything else is
 // behind locks.
 unsafe impl Send for VcpuApf {}
@@ -132,7 +146,7 @@ impl VcpuApf {
                 vcpu,
                 kvm,
                 cfg,
-                core <- new_mutex!(Core { state, sync_gfn: None, deferred: None }),
+                core <- new_mutex!(Core { state, sync_gfn: None }),
                 done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
                 idle <- new_condvar!(),
             }),
@@ -142,6 +156,11 @@ impl VcpuApf {
 
     pub(crate) fn kvm(&self) -> *mut Kvm {
         self.kvm
+    }
+
+    /// The VM's memory, for the state machine.
+    pub(crate) fn memory(&self) -> VmMemory {
+        VmMemory(self.kvm)
     }
 
     /// Accounts for one more work item if a completion slot is free.
@@ -213,9 +232,9 @@ impl VcpuApf {
                 };
                 kernel::error::to_result(ret)?;
             }
-            if let Some((intid, level)) = action.irq_line() {
+            if let Some(intid) = action.signal() {
                 // SAFETY: `vcpu` is alive (type invariant).
-                let ret = unsafe { ffi::kvm_arm_apf_set_irq_line(self.vcpu, intid, level) };
+                let ret = unsafe { ffi::kvm_arm_apf_signal_irq(self.vcpu, intid) };
                 kernel::error::to_result(ret)?;
             }
             match action {

@@ -49,10 +49,8 @@ pub mod op {
     pub const ENABLE: u64 = 3;
     /// `DISABLE`.
     pub const DISABLE: u64 = 4;
-    /// `ACK_NOT_PRESENT`.
-    pub const ACK_NOT_PRESENT: u64 = 5;
-    /// `ACK_READY`.
-    pub const ACK_READY: u64 = 6;
+    /// `ACK_READY`: the guest cleared `ready_token` and saw `ack_ready`.
+    pub const ACK_READY: u64 = 5;
 }
 
 /// `ENABLE` flag: also notify faults taken at EL1.
@@ -133,8 +131,6 @@ pub enum Request {
     Enable(EnableFlags),
     /// `DISABLE`.
     Disable,
-    /// `ACK_NOT_PRESENT`.
-    AckNotPresent,
     /// `ACK_READY`.
     AckReady,
 }
@@ -163,7 +159,6 @@ pub const fn decode(x1: u64, x2: u64) -> Result<Request, SmcccError> {
             Err(e) => Err(e),
         },
         op::DISABLE => Ok(Request::Disable),
-        op::ACK_NOT_PRESENT => Ok(Request::AckNotPresent),
         op::ACK_READY => Ok(Request::AckReady),
         _ => Err(SmcccError::NotSupported),
     }
@@ -180,7 +175,8 @@ mod tests {
         assert_eq!(decode(2, 0x1041), Err(SmcccError::InvalidParameter));
         assert_eq!(decode(2, u64::MAX), Ok(Request::SetRecord(None)));
         assert_eq!(decode(3, 2), Err(SmcccError::InvalidParameter));
-        assert_eq!(decode(7, 0), Err(SmcccError::NotSupported));
+        assert_eq!(decode(5, 0), Ok(Request::AckReady));
+        assert_eq!(decode(6, 0), Err(SmcccError::NotSupported));
         assert_eq!(NOT_REQUIRED_RET, 0xffff_ffff_ffff_fffe);
     }
 }

@@ -4,7 +4,9 @@
 //! little-endian writes the host makes to it.
 //!
 //! The host only ever writes whole 8-byte fields: a token, or the version
-//! word together with the reserved word that follows it.
+//! word together with `ack_ready`. It reads the two tokens back: the guest
+//! clears a token once it has read it, which frees that notification slot
+//! without a hypercall.
 
 use super::token::Token;
 use zerocopy::byteorder::little_endian::U32;
@@ -25,8 +27,10 @@ pub const NOT_PRESENT_TOKEN_OFFSET: usize = 0x00;
 pub const READY_TOKEN_OFFSET: usize = 0x08;
 /// Offset of `version` (host writes it at `SET_RECORD`).
 pub const VERSION_OFFSET: usize = 0x10;
-/// Offset of the 4-byte reserved word after `version`.
-pub const RESERVED0_OFFSET: usize = 0x14;
+/// Offset of `ack_ready`: non-zero while more page-ready notifications
+/// wait behind the one in `ready_token` (the guest then calls `ACK_READY`
+/// after clearing `ready_token`).
+pub const ACK_READY_OFFSET: usize = 0x14;
 /// Offset of the 40-byte reserved tail.
 pub const RESERVED_OFFSET: usize = 0x18;
 /// Layout version written to `version`.
@@ -36,14 +40,14 @@ pub const RECORD_VERSION: u32 = 1;
 #[derive(Clone, Copy, Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
 pub struct ApfRecord {
-    /// Page-aligned IPA that is not present.
+    /// Page-aligned IPA that is not present; 0 once the guest read it.
     pub not_present_token: U64,
-    /// Page-aligned IPA now present, or `WAKE_ALL`.
+    /// Page-aligned IPA now present, or `WAKE_ALL`; 0 once the guest read it.
     pub ready_token: U64,
     /// Layout version, [`RECORD_VERSION`].
     pub version: U32,
-    /// Reserved, 0.
-    pub reserved0: U32,
+    /// 1 while more page-ready notifications wait: call `ACK_READY`.
+    pub ack_ready: U32,
     /// Reserved, 0.
     pub reserved: [U64; 5],
 }
@@ -54,7 +58,7 @@ const _: () =
     assert!(core::mem::offset_of!(ApfRecord, not_present_token) == NOT_PRESENT_TOKEN_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ApfRecord, ready_token) == READY_TOKEN_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ApfRecord, version) == VERSION_OFFSET);
-const _: () = assert!(core::mem::offset_of!(ApfRecord, reserved0) == RESERVED0_OFFSET);
+const _: () = assert!(core::mem::offset_of!(ApfRecord, ack_ready) == ACK_READY_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ApfRecord, reserved) == RESERVED_OFFSET);
 const _: () = assert!(RESERVED_OFFSET + 40 == RECORD_SIZE);
 
@@ -107,11 +111,10 @@ pub const fn ready_write(record: u64, token: Token) -> Option<GuestWrite> {
     }
 }
 
-/// The write that stores `version` = [`RECORD_VERSION`] and clears the
-/// reserved word after it.
-pub const fn version_write(record: u64) -> Option<GuestWrite> {
-    // version (u32 LE) in the low half, reserved0 = 0 in the high half.
-    let word = RECORD_VERSION as u64;
+/// The write that stores `version` = [`RECORD_VERSION`] and `ack_ready`.
+pub const fn header_write(record: u64, ack_ready: bool) -> Option<GuestWrite> {
+    // version (u32 LE) in the low half, ack_ready in the high half.
+    let word = RECORD_VERSION as u64 | ((ack_ready as u64) << 32);
     match field_gpa(record, VERSION_OFFSET) {
         Some(gpa) => Some(GuestWrite {
             gpa,
@@ -129,7 +132,7 @@ mod tests {
     #[test]
     fn version_bytes_match_struct() {
         let r = ApfRecord::initial();
-        let w = version_write(0x1000).unwrap();
+        let w = header_write(0x1000, false).unwrap();
         assert_eq!(w.gpa, 0x1010);
         assert_eq!(&r.as_bytes()[VERSION_OFFSET..VERSION_OFFSET + 8], &w.bytes);
     }

@@ -36,6 +36,10 @@ impl Token {
     /// "Wake every task waiting on any token": all ones, never page aligned.
     pub const WAKE_ALL: Token = Token(u64::MAX);
 
+    /// No token: the value of an empty (or consumed) record field. The page
+    /// at IPA 0 therefore has no token and is never handled asynchronously.
+    pub const NONE: Token = Token(0);
+
     /// Token of a fault at `ipa`: the IPA rounded down to its page.
     ///
     /// `page_shift` is the host's `PAGE_SHIFT` (12, 14 or 16); values
@@ -47,11 +51,12 @@ impl Token {
         Token(ipa & !((1u64 << shift) - 1))
     }
 
-    /// Token of guest frame `gfn`; `None` if `gfn << page_shift` does not
-    /// fit in 64 bits (page shift clamped as for [`Token::from_ipa`]).
+    /// Token of guest frame `gfn`; `None` for gfn 0 (its token would be
+    /// [`Token::NONE`]) and if `gfn << page_shift` does not fit in 64 bits
+    /// (page shift clamped as for [`Token::from_ipa`]).
     pub const fn from_gfn(gfn: u64, page_shift: u32) -> Option<Token> {
         let shift = clamp_shift(page_shift);
-        if gfn > (u64::MAX >> shift) {
+        if gfn == 0 || gfn > (u64::MAX >> shift) {
             return None;
         }
         // INVARIANT: shifting left by `shift` clears the low bits.
@@ -64,6 +69,11 @@ impl Token {
             return None;
         }
         Some(self.0 >> clamp_shift(page_shift))
+    }
+
+    /// Whether this is [`Token::NONE`].
+    pub const fn is_none(self) -> bool {
+        self.0 == 0
     }
 
     /// Whether this is [`Token::WAKE_ALL`].
@@ -102,5 +112,7 @@ mod tests {
         assert_eq!(Token::WAKE_ALL.to_gfn(12), None);
         assert_eq!(Token::from_ipa(u64::MAX, 0).raw(), u64::MAX << 12);
         assert_eq!(Token::from_gfn(u64::MAX, 12), None);
+        assert_eq!(Token::from_gfn(0, 12), None);
+        assert!(Token::NONE.is_none());
     }
 }

@@ -2,9 +2,24 @@
 
 //! The per-vCPU, guest-visible async page fault state machine.
 //!
-//! Pure: every method returns what the kernel side must do (return
-//! registers, guest writes, interrupt line changes) as data, and the kernel
-//! glue only executes it, in order. All methods run on the vCPU thread.
+//! Pure: every method returns what the kernel side must do (guest writes,
+//! interrupts to signal, return registers) as data, and the kernel glue only
+//! executes it, in order. Guest memory is read through [`GuestMemory`]. All
+//! methods run on the vCPU thread, while the guest of that vCPU is stopped.
+//!
+//! # Notification slots
+//!
+//! The record holds one not-present and one page-ready token. The host
+//! writes a token and signals its (edge-triggered) interrupt; the guest
+//! clears the token once it has read it. No hypercall acknowledges a
+//! notification: the host reads the token back when it needs the slot
+//! (`np_pending` / `ready_pending` mean "written, maybe not consumed yet").
+//! A fault that finds the not-present slot busy is handled synchronously. A
+//! completion that finds the page-ready slot busy is queued and the record's
+//! `ack_ready` set: the guest, after clearing `ready_token`, sees it and
+//! calls `ACK_READY`, which delivers the next one. The guest clears the
+//! token before it reads `ack_ready`, so a completion queued in between is
+//! seen, and one that finds the slot clear is delivered with a new interrupt.
 //!
 //! # Slot accounting
 //!
@@ -13,9 +28,9 @@
 //! [`VcpuState::fault_eligible`] refuses new faults once
 //! `table.len() + queue.len()` reaches the slot count, so
 //! [`VcpuState::page_ready`] can always queue: no completion is lost while
-//! the feature is enabled. `DISABLE` and vCPU reset clear both and cover
-//! every dropped token with one `WAKE_ALL`; completions that arrive later for
-//! dropped gfns are not in the table and are ignored, so nothing is
+//! the feature is enabled. `DISABLE` and vCPU reset clear both; `DISABLE`
+//! covers every dropped token with one `WAKE_ALL`. Completions that arrive
+//! later for dropped gfns are not in the table and are ignored, so nothing is
 //! delivered twice.
 
 use super::completion_queue::CompletionQueue;
@@ -28,12 +43,24 @@ use super::hypercall::SUCCESS_RET;
 use super::hypercall::VERSION;
 use super::record;
 use super::record::GuestWrite;
+use super::record::NOT_PRESENT_TOKEN_OFFSET;
+use super::record::READY_TOKEN_OFFSET;
+use super::record::RECORD_SIZE;
 use super::token::Token;
+
+/// What the state machine needs of guest memory.
+pub trait GuestMemory {
+    /// Whether the `len` bytes at `gpa` are writable guest RAM.
+    fn is_ram(&mut self, gpa: u64, len: u64) -> bool;
+    /// The little-endian `u64` at `gpa`, `None` if it cannot be read.
+    fn read_u64(&mut self, gpa: u64) -> Option<u64>;
+}
 
 /// Something the kernel glue must do, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Write `token` to `not_present_token` of the record at `record`.
+    /// Write `token` to `not_present_token` of the record at `record`
+    /// ([`Token::NONE`] clears it).
     WriteNotPresent {
         /// Record IPA.
         record: u64,
@@ -47,28 +74,21 @@ pub enum Action {
         /// Token.
         token: Token,
     },
-    /// Write `version` (and clear the word after it) of the record.
-    WriteVersion {
+    /// Write `version` and `ack_ready` of the record.
+    WriteHeader {
         /// Record IPA.
         record: u64,
+        /// More page-ready notifications wait: the guest must call
+        /// `ACK_READY` after clearing `ready_token`.
+        ack_ready: bool,
     },
-    /// Raise the not-present PPI of this vCPU.
-    RaiseNp {
+    /// Signal the not-present PPI of this vCPU (an edge).
+    SignalNp {
         /// INTID.
         intid: u32,
     },
-    /// Lower the not-present PPI of this vCPU.
-    LowerNp {
-        /// INTID.
-        intid: u32,
-    },
-    /// Raise the page-ready interrupt (PPI of this vCPU or SPI).
-    RaiseReady {
-        /// INTID.
-        intid: u32,
-    },
-    /// Lower the page-ready interrupt.
-    LowerReady {
+    /// Signal the page-ready interrupt (PPI of this vCPU or SPI; an edge).
+    SignalReady {
         /// INTID.
         intid: u32,
     },
@@ -81,23 +101,23 @@ impl Action {
         match *self {
             Action::WriteNotPresent { record, token } => record::not_present_write(record, token),
             Action::WriteReady { record, token } => record::ready_write(record, token),
-            Action::WriteVersion { record } => record::version_write(record),
+            Action::WriteHeader { record, ack_ready } => record::header_write(record, ack_ready),
             _ => None,
         }
     }
 
-    /// The interrupt line change this action is, if any: `(intid, level)`.
-    pub fn irq_line(&self) -> Option<(u32, bool)> {
+    /// The interrupt this action signals, if any.
+    pub fn signal(&self) -> Option<u32> {
         match *self {
-            Action::RaiseNp { intid } | Action::RaiseReady { intid } => Some((intid, true)),
-            Action::LowerNp { intid } | Action::LowerReady { intid } => Some((intid, false)),
+            Action::SignalNp { intid } | Action::SignalReady { intid } => Some(intid),
             _ => None,
         }
     }
 }
 
-/// Most actions any single operation produces (restore: two lowers, one
-/// write, one raise).
+/// Most actions any single operation produces (`SET_RECORD`: three writes
+/// to initialise the record, then a pending `WAKE_ALL`: two writes and a
+/// signal).
 pub const MAX_ACTIONS: usize = 6;
 
 /// A short, ordered list of [`Action`]s.
@@ -166,21 +186,23 @@ pub enum Eligibility {
     NotEnabled,
     /// Taken at EL1 and the guest did not enable EL1 notifications.
     El1NotAllowed,
-    /// The guest was already told this page is not present (and not yet
-    /// that it is ready) and faulted on it again: block in the stage-2
-    /// handler until it is in.
+    /// The guest was already told this page is not present (and has not
+    /// consumed its page-ready yet) and faulted on it again: block in the
+    /// stage-2 handler until it is in.
     AlreadyPending,
-    /// The previous not-present notification is not acknowledged yet, so
-    /// the record's `not_present_token` cannot be overwritten.
+    /// The guest has not cleared the previous `not_present_token` yet (or
+    /// it could not be read), so it cannot be overwritten.
     NotPresentBusy,
     /// All slots are in use.
     TableFull,
-    /// The `WAKE_ALL` of an earlier `DISABLE` waits for the guest to
-    /// acknowledge the previous page-ready; a new token announced now would
-    /// be written before it and wrongly covered by it.
+    /// A `WAKE_ALL` waits for the page-ready slot, or is in it and not
+    /// consumed yet: a task put to sleep on a token announced now would be
+    /// woken by it, and its own page-ready would then find nobody waiting.
     WakeAllPending,
     /// The not-present interrupt could not be taken by the guest now.
     IrqNotDeliverable,
+    /// The page at IPA 0: its token would be [`Token::NONE`].
+    NoToken,
 }
 
 /// Event counters (for debugfs/tracing).
@@ -190,8 +212,8 @@ pub struct Counters {
     pub async_faults: u64,
     /// Faults blocked because the guest re-faulted on a pending page.
     pub blocked_on_pending: u64,
-    /// Faults blocked because a not-present notification was unacknowledged
-    /// or a deferred `WAKE_ALL` was not delivered yet.
+    /// Faults blocked because `not_present_token` was not cleared yet or a
+    /// `WAKE_ALL` was not delivered yet.
     pub np_busy: u64,
     /// Faults blocked because all slots were in use.
     pub table_full: u64,
@@ -201,6 +223,8 @@ pub struct Counters {
     pub ready_delivered: u64,
     /// `WAKE_ALL`s delivered.
     pub wake_all: u64,
+    /// Completions queued behind an unconsumed page-ready.
+    pub ready_queued: u64,
     /// Completions ignored because their gfn had been dropped.
     pub stale_completions: u64,
 }
@@ -222,7 +246,8 @@ pub enum StateInitError {
 /// - `table.len() + queue.len() <= cfg.slots`.
 /// - When not `enabled`, the table and the queue are empty and
 ///   `np_pending` is false.
-/// - `wake_all_pending` implies `ready_pending`.
+/// - `np_pending`, `ready_pending` and `wake_all_pending` imply
+///   `record.is_some()`.
 #[derive(Debug)]
 pub struct VcpuState<T, Q> {
     cfg: ApfConfig,
@@ -232,6 +257,9 @@ pub struct VcpuState<T, Q> {
     notify_el1: bool,
     np_pending: bool,
     ready_pending: bool,
+    /// The token last written to the page-ready slot (meaningful while
+    /// `ready_pending`).
+    ready_slot: Token,
     wake_all_pending: bool,
     table: GfnTable<T>,
     queue: CompletionQueue<Q>,
@@ -265,6 +293,7 @@ where
             notify_el1: false,
             np_pending: false,
             ready_pending: false,
+            ready_slot: Token::NONE,
             wake_all_pending: false,
             table,
             queue,
@@ -292,14 +321,19 @@ where
         self.record
     }
 
-    /// Whether the not-present line is raised and not acknowledged.
+    /// Whether a not-present token was written and not seen consumed yet.
     pub fn np_pending(&self) -> bool {
         self.np_pending
     }
 
-    /// Whether the page-ready line is raised and not acknowledged.
+    /// Whether a page-ready token was written and not seen consumed yet.
     pub fn ready_pending(&self) -> bool {
         self.ready_pending
+    }
+
+    /// Whether page-ready notifications wait for the page-ready slot.
+    pub fn ready_waiting(&self) -> bool {
+        self.wake_all_pending || !self.queue.is_empty()
     }
 
     /// Number of gfns whose work is in flight.
@@ -333,60 +367,101 @@ where
         }
     }
 
+    /// Whether the page-ready of `gfn` was written and the guest has not
+    /// consumed it yet: announcing the token again now would give the guest
+    /// two not-present for one page-ready it has not seen.
+    fn ready_unconsumed(&self, gfn: u64) -> bool {
+        self.ready_pending && Token::from_gfn(gfn, self.page_shift) == Some(self.ready_slot)
+    }
+
     fn slots_in_use(&self) -> usize {
         self.table.len() + self.queue.len()
     }
 
-    /// Writes `token` to `ready_token` and raises page-ready. Without a
-    /// record there is nowhere to write, so nothing is delivered.
-    fn deliver_ready(&mut self, token: Token, out: &mut Actions) {
+    /// Whether the token field at `offset` of the record reads as cleared.
+    fn field_cleared<M: GuestMemory>(&self, mem: &mut M, offset: usize) -> bool {
+        self.record
+            .and_then(|r| r.checked_add(offset as u64))
+            .and_then(|gpa| mem.read_u64(gpa))
+            == Some(0)
+    }
+
+    /// Forgets `np_pending` if the guest cleared `not_present_token`.
+    fn refresh_np<M: GuestMemory>(&mut self, mem: &mut M) {
+        if self.np_pending && self.field_cleared(mem, NOT_PRESENT_TOKEN_OFFSET) {
+            self.np_pending = false;
+        }
+    }
+
+    /// Forgets `ready_pending` if the guest cleared `ready_token`.
+    fn refresh_ready<M: GuestMemory>(&mut self, mem: &mut M) {
+        if self.ready_pending && self.field_cleared(mem, READY_TOKEN_OFFSET) {
+            self.ready_pending = false;
+        }
+    }
+
+    /// Delivers the next waiting page-ready (`WAKE_ALL` first): token,
+    /// `ack_ready` telling whether more wait, then the interrupt. The
+    /// caller checked that the slot is free.
+    fn deliver_next(&mut self, out: &mut Actions) -> bool {
         let Some(record) = self.record else {
-            return;
+            return false;
+        };
+        let token = if self.wake_all_pending {
+            self.wake_all_pending = false;
+            Token::WAKE_ALL
+        } else if let Some(token) = self.queue.pop() {
+            token
+        } else {
+            return false;
         };
         out.push(Action::WriteReady { record, token });
-        out.push(Action::RaiseReady {
+        out.push(Action::WriteHeader {
+            record,
+            ack_ready: self.ready_waiting(),
+        });
+        out.push(Action::SignalReady {
             intid: self.cfg.ready_intid,
         });
         self.ready_pending = true;
+        self.ready_slot = token;
         if token.is_wake_all() {
             self.counters.wake_all += 1;
         } else {
             self.counters.ready_delivered += 1;
         }
+        true
     }
 
-    /// Delivers `WAKE_ALL` now, or after the pending page-ready is acked.
-    fn wake_all(&mut self, out: &mut Actions) {
-        if self.ready_pending {
-            self.wake_all_pending = true;
-        } else {
-            self.deliver_ready(Token::WAKE_ALL, out);
+    /// Something waits for the page-ready slot: deliver it if the slot is
+    /// free, else ask the guest (`ack_ready`) to call `ACK_READY` once it
+    /// has cleared the slot.
+    fn push_ready<M: GuestMemory>(&mut self, mem: &mut M, out: &mut Actions) {
+        let Some(record) = self.record else {
+            return;
+        };
+        if !self.ready_waiting() {
+            return;
         }
-    }
-
-    /// Drops the guest-visible queue state: table, queue, not-present.
-    fn drop_tokens(&mut self, out: &mut Actions) {
-        self.table.clear();
-        self.queue.clear();
-        if self.np_pending {
-            out.push(Action::LowerNp {
-                intid: self.cfg.np_intid,
+        self.refresh_ready(mem);
+        if !self.ready_pending {
+            self.deliver_next(out);
+        } else {
+            out.push(Action::WriteHeader {
+                record,
+                ack_ready: true,
             });
-            self.np_pending = false;
         }
     }
 
     /// Handles a call decoded by [`super::hypercall::decode`].
     ///
-    /// `is_ram(ipa)` tells whether the 64 bytes at `ipa` are guest RAM; it is
-    /// only called for `SET_RECORD`.
-    ///
     /// Beyond the ABI table: `ENABLE` while enabled succeeds and updates the
-    /// flags; `SET_RECORD` of a new address while enabled succeeds (the
-    /// guest moves its record); `ACK_READY` succeeds while disabled if the
-    /// `WAKE_ALL` of `DISABLE` is pending, because that is the only way for
-    /// the guest to lower the line.
-    pub fn handle_call<F: FnOnce(u64) -> bool>(&mut self, req: Request, is_ram: F) -> CallResult {
+    /// flags; `ACK_READY` also works while disabled, for the `WAKE_ALL` of
+    /// `DISABLE`; a `WAKE_ALL` still waiting when the guest registers a
+    /// record again is delivered there, and so is one for a page-ready the
+    /// guest had not consumed in the old one.
+    pub fn handle_call<M: GuestMemory>(&mut self, req: Request, mem: &mut M) -> CallResult {
         let mut out = Actions::default();
         match req {
             Request::Version => CallResult {
@@ -403,11 +478,31 @@ where
                 actions: out,
             },
             Request::SetRecord(Some(ipa)) => {
-                if !is_ram(ipa) {
+                if self.enabled || !mem.is_ram(ipa, RECORD_SIZE as u64) {
                     return CallResult::err(SmcccError::InvalidParameter);
                 }
+                // A page-ready the guest has not consumed is wiped by the
+                // initialisation below: cover it with a WAKE_ALL there.
+                self.refresh_ready(mem);
+                if self.ready_pending {
+                    self.wake_all_pending = true;
+                }
                 self.record = Some(ipa);
-                out.push(Action::WriteVersion { record: ipa });
+                self.np_pending = false;
+                self.ready_pending = false;
+                out.push(Action::WriteNotPresent {
+                    record: ipa,
+                    token: Token::NONE,
+                });
+                out.push(Action::WriteReady {
+                    record: ipa,
+                    token: Token::NONE,
+                });
+                out.push(Action::WriteHeader {
+                    record: ipa,
+                    ack_ready: false,
+                });
+                self.deliver_next(&mut out);
                 CallResult::ok(out)
             }
             Request::SetRecord(None) => {
@@ -415,7 +510,9 @@ where
                     return CallResult::err(SmcccError::InvalidParameter);
                 }
                 self.record = None;
-                // Nowhere to deliver a deferred WAKE_ALL any more.
+                // Nowhere to deliver anything any more.
+                self.np_pending = false;
+                self.ready_pending = false;
                 self.wake_all_pending = false;
                 CallResult::ok(out)
             }
@@ -436,33 +533,17 @@ where
                 }
                 self.enabled = false;
                 self.notify_el1 = false;
-                self.drop_tokens(&mut out);
-                self.wake_all(&mut out);
-                CallResult::ok(out)
-            }
-            Request::AckNotPresent => {
-                if !self.enabled || !self.np_pending {
-                    return CallResult::err(SmcccError::NotRequired);
-                }
+                self.table.clear();
+                self.queue.clear();
                 self.np_pending = false;
-                out.push(Action::LowerNp {
-                    intid: self.cfg.np_intid,
-                });
+                self.wake_all_pending = true;
+                self.push_ready(mem, &mut out);
                 CallResult::ok(out)
             }
             Request::AckReady => {
-                if !self.ready_pending {
+                self.refresh_ready(mem);
+                if self.ready_pending || !self.deliver_next(&mut out) {
                     return CallResult::err(SmcccError::NotRequired);
-                }
-                self.ready_pending = false;
-                out.push(Action::LowerReady {
-                    intid: self.cfg.ready_intid,
-                });
-                if self.wake_all_pending {
-                    self.wake_all_pending = false;
-                    self.deliver_ready(Token::WAKE_ALL, &mut out);
-                } else if let Some(token) = self.queue.pop() {
-                    self.deliver_ready(token, &mut out);
                 }
                 CallResult::ok(out)
             }
@@ -470,14 +551,9 @@ where
     }
 
     /// Decodes `x1`/`x2` and handles the call (see [`Self::handle_call`]).
-    pub fn handle_raw<F: FnOnce(u64) -> bool>(
-        &mut self,
-        x1: u64,
-        x2: u64,
-        is_ram: F,
-    ) -> CallResult {
+    pub fn handle_raw<M: GuestMemory>(&mut self, x1: u64, x2: u64, mem: &mut M) -> CallResult {
         match super::hypercall::decode(x1, x2) {
-            Ok(req) => self.handle_call(req, is_ram),
+            Ok(req) => self.handle_call(req, mem),
             Err(e) => CallResult::err(e),
         }
     }
@@ -485,16 +561,33 @@ where
     /// Whether a stage-2 fault on `gfn` may be handled asynchronously.
     ///
     /// `at_el0`: the fault was taken at EL0. `irq_deliverable`: the guest
-    /// could take the not-present interrupt now. Counts the refusals that
-    /// make the vCPU block.
-    pub fn fault_eligible(&mut self, gfn: u64, at_el0: bool, irq_deliverable: bool) -> Eligibility {
+    /// could take the not-present interrupt now. Reads
+    /// `not_present_token` back if the previous one may be unconsumed.
+    /// Counts the refusals that make the vCPU block.
+    pub fn fault_eligible<M: GuestMemory>(
+        &mut self,
+        gfn: u64,
+        at_el0: bool,
+        irq_deliverable: bool,
+        mem: &mut M,
+    ) -> Eligibility {
+        self.refresh_np(mem);
+        if self.ready_pending
+            && (self.ready_slot.is_wake_all()
+                || Token::from_gfn(gfn, self.page_shift) == Some(self.ready_slot))
+        {
+            self.refresh_ready(mem);
+        }
         let e = self.eligibility(gfn, at_el0, irq_deliverable);
         match e {
             Eligibility::AlreadyPending => self.counters.blocked_on_pending += 1,
             Eligibility::NotPresentBusy | Eligibility::WakeAllPending => self.counters.np_busy += 1,
             Eligibility::TableFull => self.counters.table_full += 1,
             Eligibility::IrqNotDeliverable => self.counters.not_deliverable += 1,
-            Eligibility::Eligible | Eligibility::NotEnabled | Eligibility::El1NotAllowed => {}
+            Eligibility::Eligible
+            | Eligibility::NotEnabled
+            | Eligibility::El1NotAllowed
+            | Eligibility::NoToken => {}
         }
         e
     }
@@ -504,11 +597,13 @@ where
             Eligibility::NotEnabled
         } else if !at_el0 && !self.notify_el1 {
             Eligibility::El1NotAllowed
-        } else if self.is_outstanding(gfn) {
+        } else if Token::from_gfn(gfn, self.page_shift).is_none() {
+            Eligibility::NoToken
+        } else if self.is_outstanding(gfn) || self.ready_unconsumed(gfn) {
             Eligibility::AlreadyPending
         } else if self.np_pending {
             Eligibility::NotPresentBusy
-        } else if self.wake_all_pending {
+        } else if self.wake_all_pending || (self.ready_pending && self.ready_slot.is_wake_all()) {
             Eligibility::WakeAllPending
         } else if self.slots_in_use() >= self.cfg.slots_usize() {
             Eligibility::TableFull
@@ -530,14 +625,14 @@ where
         }
         let (Some(record), Some(token)) = (self.record, Token::from_gfn(gfn, self.page_shift))
         else {
-            return Err(Eligibility::NotEnabled);
+            return Err(Eligibility::NoToken);
         };
         if self.table.insert(gfn).is_err() {
             return Err(Eligibility::TableFull);
         }
         let mut out = Actions::default();
         out.push(Action::WriteNotPresent { record, token });
-        out.push(Action::RaiseNp {
+        out.push(Action::SignalNp {
             intid: self.cfg.np_intid,
         });
         self.np_pending = true;
@@ -546,22 +641,31 @@ where
     }
 
     /// Undoes [`Self::fault_started`] for `gfn` when the kernel side could
-    /// not notify the guest (the record write or the interrupt failed):
-    /// the fault is then handled synchronously and the guest never hears
-    /// of this token. Returns whether `gfn` was outstanding.
-    pub fn fault_aborted(&mut self, gfn: u64) -> bool {
+    /// not notify the guest (the record write or the interrupt failed): the
+    /// fault is then handled synchronously and the guest never hears of
+    /// this token. Returns the write that clears `not_present_token` again
+    /// (best effort: if it fails too, the slot stays busy and later faults
+    /// block, which is safe); empty if `gfn` was not outstanding.
+    pub fn fault_aborted(&mut self, gfn: u64) -> Actions {
+        let mut out = Actions::default();
         if !self.table.remove(gfn) {
-            return false;
+            return out;
+        }
+        if let Some(record) = self.record {
+            out.push(Action::WriteNotPresent {
+                record,
+                token: Token::NONE,
+            });
         }
         self.np_pending = false;
         self.counters.async_faults = self.counters.async_faults.saturating_sub(1);
-        true
+        out
     }
 
     /// The page of `gfn` is in (worker completion, on the vCPU thread).
-    /// Delivers its token now if no page-ready is pending, else queues it.
-    /// Completions for gfns no longer outstanding are ignored.
-    pub fn page_ready(&mut self, gfn: u64) -> Actions {
+    /// Delivers its token now if the page-ready slot is free, else queues
+    /// it. Completions for gfns no longer outstanding are ignored.
+    pub fn page_ready<M: GuestMemory>(&mut self, gfn: u64, mem: &mut M) -> Actions {
         let mut out = Actions::default();
         if !self.table.remove(gfn) {
             self.counters.stale_completions += 1;
@@ -571,46 +675,58 @@ where
             // Not reachable: fault_started() only inserts convertible gfns.
             return out;
         };
-        if self.ready_pending {
-            // Cannot fail: table + queue stay within the slot count.
-            if self.queue.push(token).is_err() {
-                self.counters.stale_completions += 1;
-            }
-        } else {
-            self.deliver_ready(token, &mut out);
+        // Cannot fail: table + queue stay within the slot count.
+        if self.queue.push(token).is_err() {
+            self.counters.stale_completions += 1;
+            return out;
+        }
+        self.push_ready(mem, &mut out);
+        if self.ready_waiting() {
+            self.counters.ready_queued += 1;
         }
         out
     }
 
-    /// vCPU reset: forget everything the guest registered and lower any
-    /// raised line. Outstanding work completes later as stale.
-    pub fn reset(&mut self) -> Actions {
+    /// Delivers what waits for the page-ready slot, if it is free now
+    /// (the `WAKE_ALL` of a restore, on the first `KVM_RUN` after it).
+    pub fn poll<M: GuestMemory>(&mut self, mem: &mut M) -> Actions {
         let mut out = Actions::default();
-        self.drop_tokens(&mut out);
-        if self.ready_pending {
-            out.push(Action::LowerReady {
-                intid: self.cfg.ready_intid,
-            });
-        }
+        self.push_ready(mem, &mut out);
+        out
+    }
+
+    /// vCPU reset: forget everything the guest registered. Outstanding work
+    /// completes later as stale. A notification already signalled stays
+    /// pending in the vGIC; the guest finds its token cleared (or never
+    /// registers again) and ignores it.
+    pub fn reset(&mut self) {
+        self.table.clear();
+        self.queue.clear();
         self.record = None;
         self.enabled = false;
         self.notify_el1 = false;
+        self.np_pending = false;
         self.ready_pending = false;
         self.wake_all_pending = false;
-        out
     }
 
     /// Restores a validated saved state (`KVM_SET_DEVICE_ATTR`): like a
-    /// reset, then the saved registration; if enabled, one `WAKE_ALL` is
-    /// delivered so tasks waiting on the source host are woken.
-    pub fn restore(&mut self, saved: &SavedState) -> Actions {
-        let mut out = self.reset();
+    /// reset, then the saved registration. If a record is registered, a
+    /// `WAKE_ALL` waits, so that tasks waiting on the source host are woken
+    /// (also while disabled: the source may still have owed the `WAKE_ALL`
+    /// of a `DISABLE`; one too many only makes tasks retry). The record was
+    /// migrated with guest memory and may hold unconsumed tokens, so both
+    /// slots are read back before use. Nothing is written here: the caller
+    /// runs [`Self::poll`] on the vCPU thread.
+    pub fn restore(&mut self, saved: &SavedState) {
+        self.reset();
         self.record = saved.record;
         self.enabled = saved.enabled && saved.record.is_some();
         self.notify_el1 = self.enabled && saved.notify_el1 && self.cfg.allow_el1;
-        if self.enabled {
-            self.deliver_ready(Token::WAKE_ALL, &mut out);
+        if self.record.is_some() {
+            self.np_pending = true;
+            self.ready_pending = true;
+            self.wake_all_pending = true;
         }
-        out
     }
 }

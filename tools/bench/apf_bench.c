@@ -14,11 +14,14 @@
  *      B  a work loop (counter + CNTVCT samples of (t, work) every 100 us).
  *    In mode "async" the VMM enables KVM_CAP_ARM_ASYNC_PF with ALLOW_EL1 and
  *    the guest ENABLEs with NOTIFY_EL1. On page-not-present the IRQ handler
- *    acknowledges and switches to B (B runs nested in the handler, with
- *    interrupts unmasked, i.e. A is "asleep" below it); on page-ready for
- *    A's token the handler acknowledges, B stops and A resumes (re-executes
- *    the access, which now finds the page in). In mode "sync" the capability
- *    is not enabled: the access blocks the vCPU in the host for D.
+ *    reads and clears not_present_token (no hypercall) and switches to B (B
+ *    runs nested in the handler, with interrupts unmasked, i.e. A is
+ *    "asleep" below it); on page-ready for A's token the handler reads and
+ *    clears ready_token (ACK_READY only if the record's ack_ready is set), B
+ *    stops and A resumes (re-executes the access, which now finds the page
+ *    in). A notification whose token is 0 is spurious: counted, ignored. In
+ *    mode "sync" the capability is not enabled: the access blocks the vCPU
+ *    in the host for D.
  *
  *    Definitions (all times from the guest's CNTVCT, which keeps counting
  *    while the vCPU is blocked in the host):
@@ -41,11 +44,12 @@
  *    guest received. "net" subtracts the background exits of a running vCPU
  *    (host ticks, ...), measured in the same VM over a fault-free run of B
  *    and scaled to B's time in the phase; "raw" does not. With this ABI on
- *    a vGICv3 the floor is 7: the stage-2 fault, ACK_NOT_PRESENT, the EOI
- *    maintenance interrupt of the level-sensitive not-present PPI, the kick
- *    that injects page-ready into the running vCPU, ACK_READY, the EOI
- *    maintenance interrupt of page-ready, and the re-executed access that
- *    maps the page.
+ *    a vGICv3 the floor is 3: the stage-2 fault, the kick that injects
+ *    page-ready into the running vCPU, and the re-executed access that maps
+ *    the page. There is no ACK_NOT_PRESENT (the guest clears the token in
+ *    the record), no EOI maintenance exit (both notifications are
+ *    edge-triggered), and ACK_READY only when completions queue up behind
+ *    an unread page-ready (ack_ready set; "acks" on the result line).
  *
  * 2. Present-page demand paging. NR_PRESENT pages, present in the host
  *    (the VMM memsets them, no userfaultfd) but not in stage 2, are written
@@ -131,7 +135,8 @@ struct bench_state {
 	volatile u64 np_count;
 	volatile u64 ready_count;
 	volatile u64 np_other;		/* np for a token that is not A's */
-	volatile u64 spurious;		/* acknowledge returned non-SUCCESS */
+	volatile u64 spurious;		/* token 0, or an unexpected INTID */
+	u64 ready_acks;			/* ACK_READY calls (ack_ready was set) */
 	volatile u64 cur_token;		/* A's page */
 	volatile u64 ready_for_cur;
 	volatile u64 ready_at;		/* CNTVCT at the page-ready entry */
@@ -198,16 +203,16 @@ static void guest_irq_handler(struct ex_regs *regs)
 {
 	u64 entry = read_sysreg(cntvct_el0);
 	u32 intid = gic_get_and_ack_irq();
-	u64 tok, ret, start, end, w0;
+	u64 tok, start, end, w0;
 
 	if (intid == IAR_SPURIOUS)
 		return;
 
 	if (intid == cfg.np_intid) {
-		tok = READ_ONCE(gs.record.not_present_token);
-		ret = apf_hvc0(APF_OP_ACK_NOT_PRESENT, 0);
+		/* Read and clear: the next fault may be asynchronous again. */
+		tok = apf_take_not_present(&gs.record);
 		gic_set_eoi(intid);
-		if (ret != APF_SUCCESS) {
+		if (!tok) {
 			gs.spurious++;
 			return;
 		}
@@ -232,10 +237,10 @@ static void guest_irq_handler(struct ex_regs *regs)
 		gs.stall_work += gs.work - w0;
 		gs.b_running = 0;
 	} else if (intid == cfg.ready_intid) {
-		tok = READ_ONCE(gs.record.ready_token);
-		ret = apf_hvc0(APF_OP_ACK_READY, 0);
+		/* Clear, then ACK_READY only if more completions wait. */
+		tok = apf_take_ready(&gs.record, &gs.ready_acks);
 		gic_set_eoi(intid);
-		if (ret != APF_SUCCESS) {
+		if (!tok) {
 			gs.spurious++;
 			return;
 		}
@@ -289,7 +294,7 @@ static void guest_remote(void)
 	 * stay out of the steady-state figures.
 	 */
 	task_a_touch(cfg.base_gva + NR_REMOTE * cfg.stride);
-	gs.np_count = gs.ready_count = 0;
+	gs.np_count = gs.ready_count = gs.ready_acks = 0;
 	gs.work = gs.b_cycles = gs.stall_cycles = gs.stall_work = 0;
 	gs.nsamples = 0;
 
@@ -336,7 +341,7 @@ static void guest_code(void)
 struct remote_result {
 	int ok;
 	u64 freq;
-	u64 np, ready, np_other, spurious, b_timeouts, data_errors;
+	u64 np, ready, acks, np_other, spurious, b_timeouts, data_errors;
 	u64 stall_cycles, b_cycles, stall_work, ctrl_cycles, ctrl_work;
 	u64 exits_ctrl, exits_remote, hvc_remote;
 	u64 uffd_msgs, uffd_errors;
@@ -468,6 +473,7 @@ static void remote_run(struct remote_result *r, useconds_t delay_us, bool async)
 	r->freq = gs.freq;
 	r->np = gs.np_count;
 	r->ready = gs.ready_count;
+	r->acks = gs.ready_acks;
 	r->np_other = gs.np_other;
 	r->spurious = gs.spurious;
 	r->b_timeouts = gs.b_timeouts;
@@ -662,13 +668,14 @@ int main(int argc, char *argv[])
 			util[d][a] = u;
 			printf("APF-BENCH delay_ms=%u mode=%s utilization=%.3f util_work=%.3f "
 			       "stall_ms=%.2f stall_per_page_ms=%.3f b_ms=%.2f not_b_per_page_ms=%.3f "
-			       "np=%lu ready=%lu "
+			       "np=%lu ready=%lu acks=%lu "
 			       "exits=%lu exits_per_page=%.2f exits_per_async_fault=%.2f "
 			       "exits_per_async_fault_net=%.2f hvc_per_async_fault=%.2f "
 			       "bg_exits_per_ms=%.3f uffd_msgs_incl_warmup=%lu\n",
 			       delays_ms[d], mode, u, uw, stall_ms, stall_ms / NR_REMOTE, b_ms,
 			       (stall_ms - b_ms) / NR_REMOTE,
 			       (unsigned long)r->np, (unsigned long)r->ready,
+			       (unsigned long)r->acks,
 			       (unsigned long)r->exits_remote, ratio(r->exits_remote, NR_REMOTE),
 			       raw, net, ratio(r->hvc_remote, r->np),
 			       ratio(r->exits_ctrl, r->ctrl_cycles * 1e3 / r->freq),

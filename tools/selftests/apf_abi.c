@@ -2,13 +2,16 @@
 /*
  * apf_abi: the guest side of the async page fault ABI (contract/guest-abi.md),
  * one checked case per call and argument, in a VM whose VMM enabled
- * KVM_CAP_ARM_ASYNC_PF: discovery, VERSION, GET_CONFIG, SET_RECORD,
- * ENABLE, DISABLE, the ACKs with nothing pending, unknown operations, the
- * record's version field, the vCPU state the VMM reads back, and the
- * function hidden when the VMM clears its BMAP_2 bit.
+ * KVM_CAP_ARM_ASYNC_PF: discovery, VERSION, GET_CONFIG, SET_RECORD (refused
+ * while enabled, initialises the record), ENABLE, DISABLE and its WAKE_ALL,
+ * the ACK_READY doorbell (queued WAKE_ALL, ack_ready), unknown operations,
+ * the vCPU state the VMM reads back, and the function hidden when the VMM
+ * clears its BMAP_2 bit.
  *
  * The guest makes each call and reports (case, got, want) with GUEST_SYNC;
- * the host turns each into one TAP result.
+ * the host turns each into one TAP result. The guest never unmasks
+ * interrupts: the page-ready interrupts DISABLE and ACK_READY pend are not
+ * taken.
  */
 #include <linux/sizes.h>
 
@@ -17,6 +20,8 @@
 
 #define SLOTS		16
 #define FAR_GPA		(1ULL << 36)	/* no memslot there */
+#define GARBAGE32	0xdeadbeefU
+#define GARBAGE64	0xdeadbeefdeadbeefULL
 
 enum {
 	C_FEATURES_X2,
@@ -27,7 +32,6 @@ enum {
 	C_GET_CONFIG_READY,
 	C_GET_CONFIG_SLOTS,
 	C_DISABLE_WHILE_DISABLED,
-	C_ACK_NP_WHILE_DISABLED,
 	C_ACK_READY_WHILE_DISABLED,
 	C_ENABLE_BEFORE_RECORD,
 	C_ENABLE_UNKNOWN_FLAG_1,
@@ -38,24 +42,33 @@ enum {
 	C_SET_RECORD_MMIO,
 	C_SET_RECORD_UNREGISTER_NONE,
 	C_SET_RECORD_OK,
+	C_RECORD_NP_TOKEN,
+	C_RECORD_READY_TOKEN,
 	C_RECORD_VERSION,
-	C_RECORD_WORD_0X14,
+	C_RECORD_ACK_READY,
 	C_ENABLE_NOTIFY_EL1_NOT_ALLOWED,
 	C_HOST_STATE_REGISTERED,	/* host-side check at this point */
 	C_ENABLE_OK,
-	C_ACK_NP_NOTHING_PENDING,
 	C_ACK_READY_NOTHING_PENDING,
-	C_UNKNOWN_OP_7,
+	C_UNKNOWN_OP_6,
 	C_UNKNOWN_OP_MAX,
 	C_SET_RECORD_UNREGISTER_ENABLED,
+	C_SET_RECORD_WHILE_ENABLED,
+	C_SET_RECORD_WHILE_ENABLED_UNTOUCHED,
 	C_VERSION_WHILE_ENABLED,
 	C_HOST_STATE_ENABLED,		/* host-side check at this point */
 	C_DISABLE_OK,
 	C_DISABLE_WAKE_ALL,
-	C_ACK_READY_WAKE_ALL,
+	C_DISABLE_ACK_READY_0,
+	C_ACK_READY_NOT_CLEARED,
+	C_REENABLE_OK,
+	C_DISABLE_QUEUED,
+	C_DISABLE_QUEUED_ACK_READY_1,
+	C_ACK_READY_QUEUED,
+	C_ACK_READY_QUEUED_WAKE_ALL,
+	C_ACK_READY_QUEUED_ACK_READY_0,
 	C_ACK_READY_AGAIN,
 	C_DISABLE_AGAIN,
-	C_ACK_NP_AFTER_DISABLE,
 	C_SET_RECORD_UNREGISTER_OK,
 	C_ENABLE_AFTER_UNREGISTER,
 	C_NR,
@@ -78,8 +91,7 @@ static const char * const names[C_HIDDEN_NR] = {
 	[C_GET_CONFIG_READY]		= "GET_CONFIG x2 is the VMM's page-ready INTID",
 	[C_GET_CONFIG_SLOTS]		= "GET_CONFIG x3 is the VMM's slot count",
 	[C_DISABLE_WHILE_DISABLED]	= "DISABLE while disabled returns NOT_REQUIRED",
-	[C_ACK_NP_WHILE_DISABLED]	= "ACK_NOT_PRESENT while disabled returns NOT_REQUIRED",
-	[C_ACK_READY_WHILE_DISABLED]	= "ACK_READY while disabled returns NOT_REQUIRED",
+	[C_ACK_READY_WHILE_DISABLED]	= "ACK_READY (operation 5) while disabled, nothing waiting, returns NOT_REQUIRED",
 	[C_ENABLE_BEFORE_RECORD]	= "ENABLE before SET_RECORD returns NOT_REQUIRED",
 	[C_ENABLE_UNKNOWN_FLAG_1]	= "ENABLE with unknown flag bit 1 returns INVALID_PARAMETER",
 	[C_ENABLE_UNKNOWN_FLAG_63]	= "ENABLE with unknown flag bit 63 returns INVALID_PARAMETER",
@@ -88,25 +100,34 @@ static const char * const names[C_HIDDEN_NR] = {
 	[C_SET_RECORD_OUTSIDE]		= "SET_RECORD outside every memslot returns INVALID_PARAMETER",
 	[C_SET_RECORD_MMIO]		= "SET_RECORD on the GIC distributor (MMIO) returns INVALID_PARAMETER",
 	[C_SET_RECORD_UNREGISTER_NONE]	= "SET_RECORD(~0) with nothing registered returns SUCCESS",
-	[C_SET_RECORD_OK]		= "SET_RECORD of a 64-byte aligned RAM record returns SUCCESS",
-	[C_RECORD_VERSION]		= "record version field is 1 after SET_RECORD",
-	[C_RECORD_WORD_0X14]		= "record word at 0x14 is 0 after SET_RECORD",
+	[C_SET_RECORD_OK]		= "SET_RECORD of a 64-byte aligned RAM record (full of garbage) returns SUCCESS",
+	[C_RECORD_NP_TOKEN]		= "record not_present_token is 0 after SET_RECORD",
+	[C_RECORD_READY_TOKEN]		= "record ready_token is 0 after SET_RECORD",
+	[C_RECORD_VERSION]		= "record version is 1 after SET_RECORD",
+	[C_RECORD_ACK_READY]		= "record ack_ready (0x14) is 0 after SET_RECORD",
 	[C_ENABLE_NOTIFY_EL1_NOT_ALLOWED] = "ENABLE(NOTIFY_EL1) without ALLOW_EL1 returns INVALID_PARAMETER",
 	[C_HOST_STATE_REGISTERED]	= "host: vCPU state after the refused ENABLE: the guest's record, not enabled",
 	[C_ENABLE_OK]			= "ENABLE(0) returns SUCCESS",
-	[C_ACK_NP_NOTHING_PENDING]	= "ACK_NOT_PRESENT with nothing pending returns NOT_REQUIRED",
-	[C_ACK_READY_NOTHING_PENDING]	= "ACK_READY with nothing pending returns NOT_REQUIRED",
-	[C_UNKNOWN_OP_7]		= "operation 7 returns NOT_SUPPORTED",
+	[C_ACK_READY_NOTHING_PENDING]	= "ACK_READY with nothing waiting returns NOT_REQUIRED",
+	[C_UNKNOWN_OP_6]		= "operation 6 returns NOT_SUPPORTED",
 	[C_UNKNOWN_OP_MAX]		= "operation ~0 returns NOT_SUPPORTED",
 	[C_SET_RECORD_UNREGISTER_ENABLED] = "SET_RECORD(~0) while enabled returns INVALID_PARAMETER",
+	[C_SET_RECORD_WHILE_ENABLED]	= "SET_RECORD of a new address while enabled returns INVALID_PARAMETER",
+	[C_SET_RECORD_WHILE_ENABLED_UNTOUCHED] = "the refused SET_RECORD leaves the new record untouched",
 	[C_VERSION_WHILE_ENABLED]	= "VERSION while enabled returns 0x00010000",
 	[C_HOST_STATE_ENABLED]		= "host: vCPU state after ENABLE: the guest's record, ENABLED",
 	[C_DISABLE_OK]			= "DISABLE while enabled returns SUCCESS",
 	[C_DISABLE_WAKE_ALL]		= "DISABLE writes WAKE_ALL into ready_token",
-	[C_ACK_READY_WAKE_ALL]		= "ACK_READY of the WAKE_ALL after DISABLE returns SUCCESS",
-	[C_ACK_READY_AGAIN]		= "ACK_READY again returns NOT_REQUIRED",
-	[C_DISABLE_AGAIN]		= "DISABLE again returns NOT_REQUIRED",
-	[C_ACK_NP_AFTER_DISABLE]	= "ACK_NOT_PRESENT after DISABLE returns NOT_REQUIRED",
+	[C_DISABLE_ACK_READY_0]		= "DISABLE with ready_token clear leaves ack_ready 0",
+	[C_ACK_READY_NOT_CLEARED]	= "ACK_READY with ready_token not cleared returns NOT_REQUIRED",
+	[C_REENABLE_OK]			= "ENABLE again (WAKE_ALL not cleared) returns SUCCESS",
+	[C_DISABLE_QUEUED]		= "DISABLE again, first WAKE_ALL not cleared, returns SUCCESS",
+	[C_DISABLE_QUEUED_ACK_READY_1]	= "the second WAKE_ALL is queued: ack_ready is 1",
+	[C_ACK_READY_QUEUED]		= "ready_token cleared, ACK_READY returns SUCCESS (queued WAKE_ALL delivered)",
+	[C_ACK_READY_QUEUED_WAKE_ALL]	= "ready_token holds WAKE_ALL again after that ACK_READY",
+	[C_ACK_READY_QUEUED_ACK_READY_0] = "ack_ready is 0 after that ACK_READY (nothing more waits)",
+	[C_ACK_READY_AGAIN]		= "ready_token cleared, ACK_READY again returns NOT_REQUIRED",
+	[C_DISABLE_AGAIN]		= "DISABLE while disabled (after the handshake) returns NOT_REQUIRED",
 	[C_SET_RECORD_UNREGISTER_OK]	= "SET_RECORD(~0) while disabled returns SUCCESS",
 	[C_ENABLE_AFTER_UNREGISTER]	= "ENABLE after unregistering the record returns NOT_REQUIRED",
 	[C_HIDDEN_FEATURES_X2]		= "hidden: FEATURES x2 has bit 2 clear",
@@ -117,10 +138,11 @@ static const char * const names[C_HIDDEN_NR] = {
 };
 
 /* Set by the host. */
-static u64 record_gpa;
+static u64 record_gpa, record2_gpa;
 static u32 np_intid, ready_intid, slots;
 
 static struct apf_record record;
+static struct apf_record record2;	/* SET_RECORD while enabled: refused */
 
 #define CHECK(c, got, want)	GUEST_SYNC3(c, got, want)
 
@@ -147,7 +169,6 @@ static void guest_code(void)
 	CHECK(C_GET_CONFIG_SLOTS, res.a3, slots);
 
 	CHECK(C_DISABLE_WHILE_DISABLED, apf_hvc0(APF_OP_DISABLE, 0), APF_NOT_REQUIRED);
-	CHECK(C_ACK_NP_WHILE_DISABLED, apf_hvc0(APF_OP_ACK_NOT_PRESENT, 0), APF_NOT_REQUIRED);
 	CHECK(C_ACK_READY_WHILE_DISABLED, apf_hvc0(APF_OP_ACK_READY, 0), APF_NOT_REQUIRED);
 
 	CHECK(C_ENABLE_BEFORE_RECORD, apf_hvc0(APF_OP_ENABLE, 0), APF_NOT_REQUIRED);
@@ -163,35 +184,63 @@ static void guest_code(void)
 	CHECK(C_SET_RECORD_UNREGISTER_NONE, apf_hvc0(APF_OP_SET_RECORD, APF_RECORD_UNREGISTER),
 	      APF_SUCCESS);
 
-	/* Garbage first: the host must write version 1 and clear 0x14. */
-	record.version = 0xdeadbeef;
-	record.reserved0 = 0xdeadbeef;
+	/* Garbage first: the host must initialise every field it owns. */
+	WRITE_ONCE(record.not_present_token, GARBAGE64);
+	WRITE_ONCE(record.ready_token, GARBAGE64);
+	WRITE_ONCE(record.version, GARBAGE32);
+	WRITE_ONCE(record.ack_ready, GARBAGE32);
 	CHECK(C_SET_RECORD_OK, apf_hvc0(APF_OP_SET_RECORD, record_gpa), APF_SUCCESS);
-	CHECK(C_RECORD_VERSION, record.version, 1);
-	CHECK(C_RECORD_WORD_0X14, READ_ONCE(record.reserved0), 0);
+	CHECK(C_RECORD_NP_TOKEN, READ_ONCE(record.not_present_token), 0);
+	CHECK(C_RECORD_READY_TOKEN, READ_ONCE(record.ready_token), 0);
+	CHECK(C_RECORD_VERSION, READ_ONCE(record.version), 1);
+	CHECK(C_RECORD_ACK_READY, READ_ONCE(record.ack_ready), 0);
 
 	CHECK(C_ENABLE_NOTIFY_EL1_NOT_ALLOWED, apf_hvc0(APF_OP_ENABLE, APF_ENABLE_NOTIFY_EL1),
 	      APF_INVALID_PARAMETER);
 	/* The host reads the vCPU state: (case, unused, expected flags). */
 	GUEST_SYNC3(C_HOST_STATE_REGISTERED, 0, 0);
 	CHECK(C_ENABLE_OK, apf_hvc0(APF_OP_ENABLE, 0), APF_SUCCESS);
-	CHECK(C_ACK_NP_NOTHING_PENDING, apf_hvc0(APF_OP_ACK_NOT_PRESENT, 0), APF_NOT_REQUIRED);
 	CHECK(C_ACK_READY_NOTHING_PENDING, apf_hvc0(APF_OP_ACK_READY, 0), APF_NOT_REQUIRED);
-	CHECK(C_UNKNOWN_OP_7, apf_hvc0(7, 0), APF_NOT_SUPPORTED);
+	CHECK(C_UNKNOWN_OP_6, apf_hvc0(6, 0), APF_NOT_SUPPORTED);
 	CHECK(C_UNKNOWN_OP_MAX, apf_hvc0(~0UL, 0), APF_NOT_SUPPORTED);
 	CHECK(C_SET_RECORD_UNREGISTER_ENABLED, apf_hvc0(APF_OP_SET_RECORD, APF_RECORD_UNREGISTER),
 	      APF_INVALID_PARAMETER);
+	WRITE_ONCE(record2.version, GARBAGE32);
+	WRITE_ONCE(record2.ack_ready, GARBAGE32);
+	CHECK(C_SET_RECORD_WHILE_ENABLED, apf_hvc0(APF_OP_SET_RECORD, record2_gpa),
+	      APF_INVALID_PARAMETER);
+	CHECK(C_SET_RECORD_WHILE_ENABLED_UNTOUCHED,
+	      READ_ONCE(record2.version) == GARBAGE32 && READ_ONCE(record2.ack_ready) == GARBAGE32,
+	      1);
 	CHECK(C_VERSION_WHILE_ENABLED, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_0);
 
+	/* Still the first record (a refused SET_RECORD changes nothing). */
 	GUEST_SYNC3(C_HOST_STATE_ENABLED, 0, APF_STATE_FLAG_ENABLED);
 
-	record.ready_token = 0;
+	/*
+	 * DISABLE with ready_token clear: WAKE_ALL is delivered at once. The
+	 * guest does not clear it, so the doorbell has nothing to do.
+	 */
+	WRITE_ONCE(record.ready_token, 0);
 	CHECK(C_DISABLE_OK, apf_hvc0(APF_OP_DISABLE, 0), APF_SUCCESS);
 	CHECK(C_DISABLE_WAKE_ALL, READ_ONCE(record.ready_token), APF_WAKE_ALL);
-	CHECK(C_ACK_READY_WAKE_ALL, apf_hvc0(APF_OP_ACK_READY, 0), APF_SUCCESS);
+	CHECK(C_DISABLE_ACK_READY_0, READ_ONCE(record.ack_ready), 0);
+	CHECK(C_ACK_READY_NOT_CLEARED, apf_hvc0(APF_OP_ACK_READY, 0), APF_NOT_REQUIRED);
+
+	/* DISABLE again with that WAKE_ALL still unread: the new one queues. */
+	CHECK(C_REENABLE_OK, apf_hvc0(APF_OP_ENABLE, 0), APF_SUCCESS);
+	CHECK(C_DISABLE_QUEUED, apf_hvc0(APF_OP_DISABLE, 0), APF_SUCCESS);
+	CHECK(C_DISABLE_QUEUED_ACK_READY_1, READ_ONCE(record.ack_ready), 1);
+
+	/* The handler's handshake: clear, then ring (allowed while disabled). */
+	WRITE_ONCE(record.ready_token, 0);
+	CHECK(C_ACK_READY_QUEUED, apf_hvc0(APF_OP_ACK_READY, 0), APF_SUCCESS);
+	CHECK(C_ACK_READY_QUEUED_WAKE_ALL, READ_ONCE(record.ready_token), APF_WAKE_ALL);
+	CHECK(C_ACK_READY_QUEUED_ACK_READY_0, READ_ONCE(record.ack_ready), 0);
+	WRITE_ONCE(record.ready_token, 0);
 	CHECK(C_ACK_READY_AGAIN, apf_hvc0(APF_OP_ACK_READY, 0), APF_NOT_REQUIRED);
+
 	CHECK(C_DISABLE_AGAIN, apf_hvc0(APF_OP_DISABLE, 0), APF_NOT_REQUIRED);
-	CHECK(C_ACK_NP_AFTER_DISABLE, apf_hvc0(APF_OP_ACK_NOT_PRESENT, 0), APF_NOT_REQUIRED);
 	CHECK(C_SET_RECORD_UNREGISTER_OK, apf_hvc0(APF_OP_SET_RECORD, APF_RECORD_UNREGISTER),
 	      APF_SUCCESS);
 	CHECK(C_ENABLE_AFTER_UNREGISTER, apf_hvc0(APF_OP_ENABLE, 0), APF_NOT_REQUIRED);
@@ -245,10 +294,12 @@ static struct kvm_vm *create_vm(struct kvm_vcpu **vcpu, void *code)
 	apf_enable_cap(vm, KVM_ARM_ASYNC_PF_ENABLE, SLOTS, APF_NP_INTID, APF_READY_INTID);
 
 	record_gpa = addr_gva2gpa(vm, (gva_t)&record);
+	record2_gpa = addr_gva2gpa(vm, (gva_t)&record2);
 	np_intid = APF_NP_INTID;
 	ready_intid = APF_READY_INTID;
 	slots = SLOTS;
 	sync_global_to_guest(vm, record_gpa);
+	sync_global_to_guest(vm, record2_gpa);
 	sync_global_to_guest(vm, np_intid);
 	sync_global_to_guest(vm, ready_intid);
 	sync_global_to_guest(vm, slots);
@@ -268,6 +319,8 @@ int main(void)
 	/* The ABI, in a VM with the function visible (the default). */
 	vm = create_vm(&vcpu, guest_code);
 	TEST_ASSERT(!(record_gpa & 63), "record not 64-byte aligned: 0x%lx", record_gpa);
+	TEST_ASSERT(!(record2_gpa & 63) && record2_gpa != record_gpa,
+		    "second record not 64-byte aligned or not distinct: 0x%lx", record2_gpa);
 	run_guest(vm, vcpu);
 	kvm_vm_free(vm);
 

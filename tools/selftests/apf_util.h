@@ -92,13 +92,17 @@ struct kvm_arm_async_pf_state {
 
 #define APF_FUNC_ID		ARM_SMCCC_VENDOR_HYP_KVM_ASYNC_PF_FUNC_ID
 
+/*
+ * Operations (x1). There is no ACK_NOT_PRESENT: the guest acknowledges a
+ * page-not-present by clearing not_present_token in the record. ACK_READY
+ * is a doorbell, needed only when the record's ack_ready was set.
+ */
 #define APF_OP_VERSION		0
 #define APF_OP_GET_CONFIG	1
-#define APF_OP_SET_RECORD	2
+#define APF_OP_SET_RECORD	2	/* refused while enabled */
 #define APF_OP_ENABLE		3
 #define APF_OP_DISABLE		4
-#define APF_OP_ACK_NOT_PRESENT	5
-#define APF_OP_ACK_READY	6
+#define APF_OP_ACK_READY	5
 
 #define APF_VERSION_1_0		0x00010000UL
 #define APF_ENABLE_NOTIFY_EL1	(1UL << 0)
@@ -111,16 +115,33 @@ struct kvm_arm_async_pf_state {
 
 #define APF_WAKE_ALL		(~0UL)
 
-/* The shared record: 64 bytes, 64-byte aligned, in guest RAM. */
+/*
+ * The shared record: 64 bytes, 64-byte aligned, in guest RAM. SET_RECORD
+ * initialises it (tokens 0, version 1, ack_ready 0).
+ *
+ * not_present_token  host writes it on page-not-present; the guest writes 0
+ *                    once it has read it. While it is non-zero, further
+ *                    faults of the vCPU are handled synchronously.
+ * ready_token        host writes it on page-ready (APF_WAKE_ALL: wake every
+ *                    waiting task); the guest writes 0 once it has read it.
+ * ack_ready          host: 1 while more page-ready notifications wait behind
+ *                    the current one (the guest then calls ACK_READY after
+ *                    clearing ready_token), else 0.
+ *
+ * Both notifications are edge-triggered; one whose token reads 0 is spurious
+ * and is ignored. IPA page 0 is never handled asynchronously (0 is "empty").
+ */
 struct apf_record {
 	volatile u64 not_present_token;	/* 0x00 */
 	volatile u64 ready_token;	/* 0x08 */
 	volatile u32 version;		/* 0x10 */
-	u32 reserved0;			/* 0x14 */
+	volatile u32 ack_ready;		/* 0x14 */
 	u64 reserved[5];		/* 0x18 */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct apf_record) == 64, "record is 64 bytes");
+_Static_assert(__builtin_offsetof(struct apf_record, ack_ready) == 0x14,
+	       "ack_ready is at 0x14");
 
 /* Default INTIDs of the tests: free PPIs (timers use 26..30, PMU 23). */
 #define APF_NP_INTID		20
@@ -139,6 +160,46 @@ static inline u64 apf_hvc0(u64 op, u64 arg)
 
 	apf_hvc(op, arg, &res);
 	return res.a0;
+}
+
+/*
+ * The page-not-present handshake, in the guest's not-present handler: take
+ * the token (0: spurious notification, ignore it) and clear it, so that the
+ * vCPU's next fault may be asynchronous again. No hypercall.
+ */
+static inline u64 apf_take_not_present(struct apf_record *r)
+{
+	u64 tok = READ_ONCE(r->not_present_token);
+
+	if (tok)
+		WRITE_ONCE(r->not_present_token, 0);
+	return tok;
+}
+
+/*
+ * The page-ready handshake, in the guest's page-ready handler: take the
+ * token (0: spurious; APF_WAKE_ALL: wake every waiting task) and clear it,
+ * THEN read ack_ready and ring ACK_READY only if it is set (its answer does
+ * not matter: SUCCESS pends the next page-ready, NOT_REQUIRED means nothing
+ * waited). Clearing first: a completion queued by the host after the clear
+ * finds the slot empty and is delivered with its own interrupt; one queued
+ * before it has set ack_ready. The ACK_READY calls made are counted in *acks
+ * (if acks is not NULL).
+ */
+static inline u64 apf_take_ready(struct apf_record *r, u64 *acks)
+{
+	u64 tok = READ_ONCE(r->ready_token);
+
+	if (tok)
+		WRITE_ONCE(r->ready_token, 0);
+	/* The clear must be visible before ack_ready is read. */
+	dmb(ish);
+	if (READ_ONCE(r->ack_ready)) {
+		apf_hvc0(APF_OP_ACK_READY, 0);
+		if (acks)
+			(*acks)++;
+	}
+	return tok;
 }
 
 /* ---- Host helpers */

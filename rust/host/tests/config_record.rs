@@ -159,7 +159,7 @@ fn record_layout() {
             NOT_PRESENT_TOKEN_OFFSET,
             READY_TOKEN_OFFSET,
             VERSION_OFFSET,
-            RESERVED0_OFFSET,
+            ACK_READY_OFFSET,
             RESERVED_OFFSET
         ),
         (0, 8, 0x10, 0x14, 0x18)
@@ -176,8 +176,12 @@ fn record_layout() {
     assert_eq!((w.gpa, &w.bytes[..]), (0x4000, &b[0..8]));
     let w = ready_write(0x4000, Token::WAKE_ALL).unwrap();
     assert_eq!((w.gpa, &w.bytes[..]), (0x4008, &b[8..16]));
-    let w = version_write(0x4000).unwrap();
+    let w = header_write(0x4000, false).unwrap();
     assert_eq!((w.gpa, &w.bytes[..]), (0x4010, &b[16..24]));
+    let mut r2 = r;
+    r2.ack_ready.set(1);
+    let w = header_write(0x4000, true).unwrap();
+    assert_eq!(&w.bytes[..], &r2.as_bytes()[16..24]);
     assert_eq!(ready_write(u64::MAX - 4, Token::WAKE_ALL), None);
     let back = ApfRecord::read_from_bytes(b).unwrap();
     assert_eq!(back.version.get(), RECORD_VERSION);

@@ -1,20 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Model-based tests of the per-vCPU state machine: every ABI row, every bad
-//! input, and no page-ready token lost or delivered twice.
+//! Model-based tests of the per-vCPU state machine against a guest that
+//! follows the documented handshake, step by step, with host events falling
+//! between its steps: every ABI row, every bad input, no token overwritten
+//! before the guest consumed it, and no page-ready lost or delivered twice.
 
 use kvm_apf_logic::config::ApfConfig;
-use kvm_apf_logic::config::SavedState;
 use kvm_apf_logic::gfn_table::capacity_for;
 use kvm_apf_logic::hypercall::*;
+use kvm_apf_logic::record::ACK_READY_OFFSET;
 use kvm_apf_logic::record::NOT_PRESENT_TOKEN_OFFSET;
 use kvm_apf_logic::record::READY_TOKEN_OFFSET;
+use kvm_apf_logic::record::VERSION_OFFSET;
+use kvm_apf_logic::token::Token;
 use kvm_apf_logic::vcpu_state::Action;
 use kvm_apf_logic::vcpu_state::Actions;
 use kvm_apf_logic::vcpu_state::Eligibility;
+use kvm_apf_logic::vcpu_state::GuestMemory;
 use kvm_apf_logic::vcpu_state::VcpuState;
 use kvm_apf_logic::vcpu_state::MAX_ACTIONS;
 use proptest::prelude::*;
+use std::collections::HashMap;
 use std::collections::HashSet;
 
 const PAGE_SHIFT: u32 = 12;
@@ -39,94 +45,129 @@ fn is_ram(ipa: u64) -> bool {
     ipa < 0x10_0000 && !(0x8000..0x9000).contains(&ipa)
 }
 
-/// What the guest sees: record contents, line levels, tokens it waits for.
+/// Guest memory: 8-byte words, zero until written; unreadable outside RAM.
+#[derive(Debug, Default)]
+struct Mem(HashMap<u64, u64>);
+
+impl Mem {
+    fn get(&self, gpa: u64) -> u64 {
+        self.0.get(&gpa).copied().unwrap_or(0)
+    }
+    fn set(&mut self, gpa: u64, v: u64) {
+        self.0.insert(gpa, v);
+    }
+}
+
+impl GuestMemory for Mem {
+    fn is_ram(&mut self, gpa: u64, len: u64) -> bool {
+        len > 0 && is_ram(gpa) && is_ram(gpa + len - 1)
+    }
+    fn read_u64(&mut self, gpa: u64) -> Option<u64> {
+        is_ram(gpa).then(|| self.get(gpa))
+    }
+}
+
+/// Where the guest's page-ready handler is: the steps an exit can fall
+/// between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ReadyStep {
+    #[default]
+    Idle,
+    /// Read `ready_token` (this value), not cleared yet.
+    Read(u64),
+    /// Cleared it; `ack_ready` not read yet.
+    Cleared,
+}
+
+/// The guest: its memory, pending interrupts, what it was told; and the
+/// host-side facts the model tracks to predict answers.
 #[derive(Debug, Default)]
 struct Guest {
-    np_line: bool,
-    ready_line: bool,
-    /// Tokens announced not present and not yet ready or wiped.
+    mem: Mem,
+    np_irq: bool,
+    ready_irq: bool,
+    ready_step: ReadyStep,
+    /// Tokens the guest took a not-present notification for.
     waiting: HashSet<u64>,
-    /// A WAKE_ALL must still arrive.
-    expect_wake_all: bool,
     wake_alls: u64,
-    // Expected state of the model.
+    acks: u64,
+    // The model of what the host promised.
+    /// Tokens announced and not delivered as ready yet (nor covered by a
+    /// WAKE_ALL write).
+    announced: HashSet<u64>,
+    /// A DISABLE's (or restore's) WAKE_ALL is not written yet.
+    expect_wake_all: bool,
+    /// The host wrote `ready_token` itself since the last migration (so it
+    /// knows which token is there).
+    ready_slot_known: bool,
     record: Option<u64>,
     enabled: bool,
     notify_el1: bool,
 }
 
 impl Guest {
-    /// Applies actions; checks that each raise follows the matching write.
+    /// Applies the host's actions to guest memory and interrupts, checking
+    /// the protocol: a token is only written to a cleared field, a signal
+    /// follows the write of its token, a ready token was announced.
     fn apply(&mut self, st: &State, actions: &Actions) {
         assert!(actions.len() <= MAX_ACTIONS);
-        let mut written_np = None;
-        let mut written_ready = None;
+        let mut wrote_np = false;
+        let mut wrote_ready = false;
         for a in actions.iter() {
-            if let Some(w) = a.guest_write() {
-                assert_eq!(Some(w.gpa & !63), self.record, "write outside the record");
+            let w = a.guest_write();
+            if let Some(w) = w {
+                assert_eq!(Some(w.gpa & !63), st.record(), "write outside the record");
             }
-            match &a {
+            match a {
                 Action::WriteNotPresent { record, token } => {
-                    assert_eq!(
-                        a.guest_write().unwrap().gpa,
-                        record + NOT_PRESENT_TOKEN_OFFSET as u64
-                    );
-                    assert!(!token.is_wake_all());
-                    assert!(self.waiting.insert(token.raw()), "token announced twice");
-                    written_np = Some(*token);
+                    let gpa = record + NOT_PRESENT_TOKEN_OFFSET as u64;
+                    assert_eq!(w.unwrap().gpa, gpa);
+                    if !token.is_none() {
+                        assert_eq!(self.mem.get(gpa), 0, "np token overwritten before consumed");
+                        assert!(!token.is_wake_all());
+                        assert!(self.announced.insert(token.raw()), "token announced twice");
+                        wrote_np = true;
+                    }
+                    self.mem.set(gpa, token.raw());
                 }
                 Action::WriteReady { record, token } => {
-                    assert_eq!(
-                        a.guest_write().unwrap().gpa,
-                        record + READY_TOKEN_OFFSET as u64
-                    );
-                    assert!(!self.ready_line, "ready token overwritten before ack");
-                    if token.is_wake_all() {
-                        self.waiting.clear();
-                        self.expect_wake_all = false;
-                        self.wake_alls += 1;
-                    } else {
-                        assert!(
-                            self.waiting.remove(&token.raw()),
-                            "ready token {token:?} not waited for (dup or stale)"
-                        );
+                    let gpa = record + READY_TOKEN_OFFSET as u64;
+                    assert_eq!(w.unwrap().gpa, gpa);
+                    if !token.is_none() {
+                        assert_eq!(self.mem.get(gpa), 0, "ready token overwritten before consumed");
+                        if token.is_wake_all() {
+                            self.announced.clear();
+                            self.expect_wake_all = false;
+                        } else {
+                            assert!(
+                                self.announced.remove(&token.raw()),
+                                "ready token {token:?} not announced (dup or stale)"
+                            );
+                        }
+                        wrote_ready = true;
                     }
-                    written_ready = Some(*token);
+                    self.mem.set(gpa, token.raw());
+                    self.ready_slot_known = true;
                 }
-                Action::WriteVersion { .. } => {}
-                Action::RaiseNp { intid } => {
-                    assert_eq!(*intid, st.config().np_intid);
-                    assert!(
-                        written_np.take().is_some(),
-                        "np raised without a token write"
-                    );
-                    assert!(!self.np_line);
-                    self.np_line = true;
+                Action::WriteHeader { record, ack_ready } => {
+                    let w = w.unwrap();
+                    assert_eq!(w.gpa, record + VERSION_OFFSET as u64);
+                    assert_eq!(u64::from_le_bytes(w.bytes), 1 | (u64::from(ack_ready) << 32));
+                    self.mem.set(w.gpa, u64::from_le_bytes(w.bytes));
                 }
-                Action::LowerNp { intid } => {
-                    assert_eq!(*intid, st.config().np_intid);
-                    assert!(self.np_line);
-                    self.np_line = false;
+                Action::SignalNp { intid } => {
+                    assert_eq!(intid, st.config().np_intid);
+                    assert!(wrote_np, "np signalled without a token write");
+                    self.np_irq = true;
                 }
-                Action::RaiseReady { intid } => {
-                    assert_eq!(*intid, st.config().ready_intid);
-                    assert!(
-                        written_ready.take().is_some(),
-                        "ready raised without a token write"
-                    );
-                    self.ready_line = true;
-                }
-                Action::LowerReady { intid } => {
-                    assert_eq!(*intid, st.config().ready_intid);
-                    assert!(self.ready_line);
-                    self.ready_line = false;
+                Action::SignalReady { intid } => {
+                    assert_eq!(intid, st.config().ready_intid);
+                    assert!(wrote_ready, "ready signalled without a token write");
+                    self.ready_irq = true;
                 }
             }
         }
-        assert_eq!(self.np_line, st.np_pending());
-        assert_eq!(self.ready_line, st.ready_pending());
         assert_eq!(self.enabled, st.is_enabled());
-        assert_eq!(self.record, st.record());
         assert!(st.outstanding() + st.queued() <= st.config().slots as usize);
         if !st.is_enabled() {
             assert_eq!(st.outstanding(), 0);
@@ -134,20 +175,80 @@ impl Guest {
         }
     }
 
-    /// Expected x0 of a call, and updates the expected registration.
-    fn expect_call(&mut self, c: &ApfConfig, x1: u64, x2: u64) -> [u64; 4] {
-        let e = |code: i64| [code as u64, 0, 0, 0];
-        match x1 {
-            0 => [VERSION, 0, 0, 0],
-            1 => [0, c.np_intid.into(), c.ready_intid.into(), c.slots.into()],
-            2 if x2 == u64::MAX => {
-                if self.enabled {
-                    e(INVALID_PARAMETER)
-                } else {
-                    self.record = None;
-                    self.expect_wake_all = false;
-                    e(SUCCESS)
+    fn ack_flag(&self) -> bool {
+        self.record
+            .is_some_and(|r| self.mem.get(r + VERSION_OFFSET as u64) >> 32 != 0)
+    }
+
+    /// The not-present handler (the guest takes the interrupt on the
+    /// instruction after the fault, before anything else can run).
+    fn take_np(&mut self) {
+        if !std::mem::take(&mut self.np_irq) {
+            return;
+        }
+        let Some(r) = self.record else { return };
+        let t = self.mem.get(r + NOT_PRESENT_TOKEN_OFFSET as u64);
+        if t != 0 {
+            self.mem.set(r + NOT_PRESENT_TOKEN_OFFSET as u64, 0);
+            self.waiting.insert(t);
+        }
+    }
+
+    /// One step of the page-ready handler; false if there was nothing to do.
+    fn ready_step(&mut self, st: &mut State) -> bool {
+        match self.ready_step {
+            ReadyStep::Idle => {
+                if !std::mem::take(&mut self.ready_irq) {
+                    return false;
                 }
+                let Some(r) = self.record else {
+                    return true; // spurious: nothing registered
+                };
+                self.ready_step = ReadyStep::Read(self.mem.get(r + READY_TOKEN_OFFSET as u64));
+            }
+            ReadyStep::Read(t) => {
+                if let Some(r) = self.record {
+                    if t != 0 {
+                        self.mem.set(r + READY_TOKEN_OFFSET as u64, 0);
+                        if t == Token::WAKE_ALL.raw() {
+                            self.waiting.clear();
+                            self.wake_alls += 1;
+                        } else {
+                            assert!(self.waiting.remove(&t), "woken for {t:#x}, not waiting");
+                        }
+                    }
+                }
+                self.ready_step = ReadyStep::Cleared;
+            }
+            ReadyStep::Cleared => {
+                self.ready_step = ReadyStep::Idle;
+                if self.ack_flag() {
+                    let r = st.handle_raw(op::ACK_READY, 0, &mut self.mem);
+                    let rc = r.regs[0] as i64;
+                    assert!(rc == SUCCESS || rc == NOT_REQUIRED, "ACK_READY: {rc}");
+                    assert_eq!(rc == SUCCESS, !r.actions.is_empty());
+                    self.acks += 1;
+                    self.apply(st, &r.actions);
+                }
+            }
+        }
+        true
+    }
+
+    /// Expected x0..x3 of a call; updates the model's registration.
+    /// `None`: not predicted exactly (ACK_READY, checked on its own).
+    fn expect_call(&mut self, c: &ApfConfig, x1: u64, x2: u64) -> Option<[u64; 4]> {
+        let e = |code: i64| Some([code as u64, 0, 0, 0]);
+        match x1 {
+            0 => Some([VERSION, 0, 0, 0]),
+            1 => Some([0, c.np_intid.into(), c.ready_intid.into(), c.slots.into()]),
+            2 if self.enabled => e(INVALID_PARAMETER),
+            2 if x2 == u64::MAX => {
+                self.record = None;
+                self.expect_wake_all = false;
+                self.announced.clear();
+                self.waiting.clear();
+                e(SUCCESS)
             }
             2 if !x2.is_multiple_of(64) || !is_ram(x2) => e(INVALID_PARAMETER),
             2 => {
@@ -166,14 +267,10 @@ impl Guest {
             4 => {
                 self.enabled = false;
                 self.notify_el1 = false;
-                self.waiting.clear();
                 self.expect_wake_all = true;
                 e(SUCCESS)
             }
-            5 if !self.enabled || !self.np_line => e(NOT_REQUIRED),
-            5 => e(SUCCESS),
-            6 if !self.ready_line => e(NOT_REQUIRED),
-            6 => e(SUCCESS),
+            5 => None,
             _ => e(NOT_SUPPORTED),
         }
     }
@@ -188,12 +285,9 @@ enum Op {
         deliverable: bool,
     },
     Ready(u64),
+    GuestStep,
     Reset,
-    Restore {
-        record: Option<u64>,
-        enabled: bool,
-        el1: bool,
-    },
+    Migrate,
 }
 
 fn x2() -> impl Strategy<Value = u64> {
@@ -212,30 +306,39 @@ fn x2() -> impl Strategy<Value = u64> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u64..9, x2()).prop_map(|(a, b)| Op::Call(a, b)),
+        4 => (0u64..8, x2()).prop_map(|(a, b)| Op::Call(a, b)),
         2 => (Just(3u64), 0u64..2).prop_map(|(a, b)| Op::Call(a, b)),
-        2 => (5u64..7).prop_map(|a| Op::Call(a, 0)),
+        1 => Just(Op::Call(op::ACK_READY, 0)),
         6 => (0u64..12, any::<bool>(), proptest::bool::weighted(0.9))
             .prop_map(|(gfn, el0, deliverable)| Op::Fault { gfn, el0, deliverable }),
         5 => (0u64..12).prop_map(Op::Ready),
+        6 => Just(Op::GuestStep),
         1 => Just(Op::Reset),
-        1 => (proptest::option::of((0u64..8).prop_map(|p| p * 64)), any::<bool>(), any::<bool>())
-            .prop_map(|(record, enabled, el1)| Op::Restore { record, enabled, el1 }),
+        1 => Just(Op::Migrate),
     ]
 }
 
-/// Worker completions the test harness still owes (the model of the
-/// kernel's work items: every started fault eventually completes).
 fn run(c: ApfConfig, ops: Vec<Op>) {
     let mut st = state(c);
     let mut g = Guest::default();
+    // Work items started and not completed (each eventually completes).
     let mut inflight: Vec<u64> = Vec::new();
     for op in ops {
         match op {
+            // The guest's own calls never run in the middle of its
+            // page-ready handler (an interrupt handler).
+            Op::Call(..) if g.ready_step != ReadyStep::Idle => {}
             Op::Call(x1, x2) => {
                 let expect = g.expect_call(&c, x1, x2);
-                let r = st.handle_raw(x1, x2, is_ram);
-                assert_eq!(r.regs, expect, "call {x1} {x2:#x}");
+                let r = st.handle_raw(x1, x2, &mut g.mem);
+                match expect {
+                    Some(regs) => assert_eq!(r.regs, regs, "call {x1} {x2:#x}"),
+                    None => {
+                        let rc = r.regs[0] as i64;
+                        assert!(rc == SUCCESS || rc == NOT_REQUIRED);
+                        assert_eq!(rc == SUCCESS, !r.actions.is_empty());
+                    }
+                }
                 g.apply(&st, &r.actions);
             }
             Op::Fault {
@@ -243,17 +346,30 @@ fn run(c: ApfConfig, ops: Vec<Op>) {
                 el0,
                 deliverable,
             } => {
-                let pending = g.waiting.contains(&(gfn << PAGE_SHIFT));
-                assert_eq!(pending, st.is_outstanding(gfn));
+                let token = gfn << PAGE_SHIFT;
+                // Tokens dropped by DISABLE or a migration are covered by
+                // the WAKE_ALL that waits: the host forgot them.
+                let ready_unconsumed = g.ready_slot_known
+                    && g.record
+                        .is_some_and(|r| g.mem.get(r + READY_TOKEN_OFFSET as u64) == token);
+                let outstanding = g.announced.contains(&token) && !g.expect_wake_all;
+                let wake_all_in_slot = g
+                    .record
+                    .is_some_and(|r| g.mem.get(r + READY_TOKEN_OFFSET as u64) == Token::WAKE_ALL.raw());
+                let np_busy = g
+                    .record
+                    .is_some_and(|r| g.mem.get(r + NOT_PRESENT_TOKEN_OFFSET as u64) != 0);
                 let expect = if !g.enabled {
                     Eligibility::NotEnabled
                 } else if !el0 && !g.notify_el1 {
                     Eligibility::El1NotAllowed
-                } else if pending {
+                } else if gfn == 0 {
+                    Eligibility::NoToken
+                } else if outstanding || ready_unconsumed {
                     Eligibility::AlreadyPending
-                } else if g.np_line {
+                } else if np_busy {
                     Eligibility::NotPresentBusy
-                } else if g.expect_wake_all && g.record.is_some() {
+                } else if g.expect_wake_all || wake_all_in_slot {
                     Eligibility::WakeAllPending
                 } else if st.outstanding() + st.queued() >= c.slots as usize {
                     Eligibility::TableFull
@@ -262,248 +378,292 @@ fn run(c: ApfConfig, ops: Vec<Op>) {
                 } else {
                     Eligibility::Eligible
                 };
-                assert_eq!(st.fault_eligible(gfn, el0, deliverable), expect);
+                assert_eq!(st.is_outstanding(gfn), outstanding);
+                assert_eq!(st.fault_eligible(gfn, el0, deliverable, &mut g.mem), expect);
                 if expect == Eligibility::Eligible {
                     let a = st.fault_started(gfn).unwrap();
                     g.apply(&st, &a);
                     inflight.push(gfn);
+                    g.take_np();
                 } else if matches!(
                     expect,
                     Eligibility::NotEnabled
                         | Eligibility::AlreadyPending
-                        | Eligibility::NotPresentBusy
                         | Eligibility::WakeAllPending
                         | Eligibility::TableFull
+                        | Eligibility::NoToken
                 ) {
                     // fault_started() re-checks the state-based reasons.
                     assert_eq!(st.fault_started(gfn).err(), Some(expect));
                 }
             }
             Op::Ready(gfn) => {
-                // Only gfns with a started work item complete.
                 if let Some(i) = inflight.iter().position(|&x| x == gfn) {
                     inflight.swap_remove(i);
-                    let a = st.page_ready(gfn);
-                    g.apply(&st, &a);
-                } else {
-                    let a = st.page_ready(gfn);
+                }
+                // Also for gfns never started or dropped: must be ignored.
+                let known = g.announced.contains(&(gfn << PAGE_SHIFT))
+                    && !g.expect_wake_all
+                    && st.is_outstanding(gfn);
+                let a = st.page_ready(gfn, &mut g.mem);
+                if !known {
                     assert!(a.is_empty());
                 }
+                g.apply(&st, &a);
+            }
+            Op::GuestStep => {
+                g.ready_step(&mut st);
             }
             Op::Reset => {
-                let a = st.reset();
+                st.reset();
                 g.record = None;
                 g.enabled = false;
                 g.notify_el1 = false;
                 g.expect_wake_all = false;
-                g.apply(&st, &a);
+                g.announced.clear();
                 g.waiting.clear();
-                assert!(!g.np_line && !g.ready_line);
+                g.ready_step = ReadyStep::Idle;
+                assert_eq!(st.save(), Default::default());
             }
-            Op::Restore {
-                record,
-                enabled,
-                el1,
-            } => {
-                let saved = SavedState {
-                    record,
-                    enabled: enabled && record.is_some(),
-                    notify_el1: el1 && enabled && record.is_some() && c.allow_el1,
-                };
-                let a = st.restore(&saved);
-                g.record = record;
-                g.enabled = saved.enabled;
-                g.notify_el1 = saved.notify_el1;
-                g.expect_wake_all = false;
-                let before = g.wake_alls;
-                g.apply(&st, &a);
-                assert_eq!(g.wake_alls - before, u64::from(saved.enabled));
-                assert!(!g.np_line);
-                g.waiting.clear();
+            Op::Migrate => {
+                // The guest moves to a new host with its memory and its
+                // waiting tasks; work in flight on the old host is lost.
+                let saved = st.save();
+                st = state(c);
+                st.restore(&saved);
                 assert_eq!(st.save(), saved);
+                inflight.clear();
+                g.ready_slot_known = false;
+                if saved.record.is_some() {
+                    g.expect_wake_all = true;
+                }
+                let a = st.poll(&mut g.mem);
+                g.apply(&st, &a);
             }
         }
     }
-    // Drain: every outstanding work item completes, the guest acks every
-    // page-ready. Nothing announced while enabled may stay waiting.
+    // Drain: every work item completes, the guest runs its handler to the
+    // end. Nothing announced while registered may be left undelivered.
     for gfn in inflight.drain(..) {
-        let a = st.page_ready(gfn);
+        let a = st.page_ready(gfn, &mut g.mem);
         g.apply(&st, &a);
     }
-    for _ in 0..=(2 * c.slots + 2) {
-        if !g.ready_line {
+    for _ in 0..(3 * (2 * c.slots + 4)) {
+        if !g.ready_step(&mut st) {
             break;
         }
-        let r = st.handle_raw(op::ACK_READY, 0, is_ram);
-        assert_eq!(r.regs[0], SUCCESS_RET);
-        g.apply(&st, &r.actions);
     }
-    assert!(!g.ready_line);
-    assert!(g.waiting.is_empty(), "tokens lost: {:?}", g.waiting);
-    assert!(!g.expect_wake_all || g.record.is_none(), "WAKE_ALL lost");
-    assert_eq!(st.counters().wake_all, g.wake_alls);
+    assert!(!g.ready_irq && g.ready_step == ReadyStep::Idle, "handler never finished");
+    if g.record.is_some() {
+        assert!(g.announced.is_empty(), "page-ready lost: {:?}", g.announced);
+        assert!(g.waiting.is_empty(), "tasks never woken: {:?}", g.waiting);
+        assert!(!g.expect_wake_all, "WAKE_ALL lost");
+        assert!(!g.ack_flag(), "ack_ready left set with nothing waiting");
+    }
+    assert_eq!(st.queued(), 0);
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
-    fn model(slots_log in 0u32..4, allow_el1 in any::<bool>(), ops in proptest::collection::vec(op(), 1..120)) {
+    fn model(slots_log in 0u32..4, allow_el1 in any::<bool>(), ops in proptest::collection::vec(op(), 1..150)) {
         run(cfg(1 << slots_log, allow_el1), ops);
     }
 }
 
-fn call(st: &mut State, x1: u64, x2: u64) -> (i64, Actions) {
-    let r = st.handle_raw(x1, x2, is_ram);
+fn call(st: &mut State, mem: &mut Mem, x1: u64, x2: u64) -> (i64, Actions) {
+    let r = st.handle_raw(x1, x2, mem);
     (r.regs[0] as i64, r.actions)
+}
+
+fn list(a: &Actions) -> Vec<Action> {
+    a.iter().collect()
+}
+
+const REC: u64 = 0x1000;
+
+fn tok(gfn: u64) -> Token {
+    Token::from_gfn(gfn, PAGE_SHIFT).unwrap()
 }
 
 #[test]
 fn abi_rows() {
     let c = cfg(4, false);
     let mut st = state(c);
-    assert_eq!(st.handle_raw(0, 0, is_ram).regs, [0x1_0000, 0, 0, 0]);
-    assert_eq!(st.handle_raw(1, 0, is_ram).regs, [0, 20, 40, 4]);
-    // Everything but VERSION/GET_CONFIG/SET_RECORD/ENABLE while disabled.
-    for x1 in 4..=6 {
-        assert_eq!(call(&mut st, x1, 0).0, NOT_REQUIRED);
-    }
-    for x1 in [7, 8, 100, u64::MAX] {
-        assert_eq!(call(&mut st, x1, 0).0, NOT_SUPPORTED);
+    let mut m = Mem::default();
+    assert_eq!(st.handle_raw(0, 0, &mut m).regs, [0x1_0000, 0, 0, 0]);
+    assert_eq!(st.handle_raw(1, 0, &mut m).regs, [0, 20, 40, 4]);
+    // DISABLE and ACK_READY while disabled.
+    assert_eq!(call(&mut st, &mut m, 4, 0).0, NOT_REQUIRED);
+    assert_eq!(call(&mut st, &mut m, 5, 0).0, NOT_REQUIRED);
+    for x1 in [6, 7, 100, u64::MAX] {
+        assert_eq!(call(&mut st, &mut m, x1, 0).0, NOT_SUPPORTED);
     }
     // Enable before register.
-    assert_eq!(call(&mut st, 3, 0).0, NOT_REQUIRED);
+    assert_eq!(call(&mut st, &mut m, 3, 0).0, NOT_REQUIRED);
     // Unknown flags and EL1 not allowed win over "no record".
-    assert_eq!(call(&mut st, 3, 2).0, INVALID_PARAMETER);
-    assert_eq!(call(&mut st, 3, 1).0, INVALID_PARAMETER);
-    // SET_RECORD: unaligned, not RAM, ok.
-    assert_eq!(call(&mut st, 2, 0x1020).0, INVALID_PARAMETER);
-    assert_eq!(call(&mut st, 2, 0x8040).0, INVALID_PARAMETER);
-    assert_eq!(call(&mut st, 2, 0x20_0000).0, INVALID_PARAMETER);
-    let (rc, a) = call(&mut st, 2, 0x1000);
+    assert_eq!(call(&mut st, &mut m, 3, 2).0, INVALID_PARAMETER);
+    assert_eq!(call(&mut st, &mut m, 3, 1).0, INVALID_PARAMETER);
+    // SET_RECORD: unaligned, not RAM, ok; it initialises the record.
+    assert_eq!(call(&mut st, &mut m, 2, 0x1020).0, INVALID_PARAMETER);
+    assert_eq!(call(&mut st, &mut m, 2, 0x8040).0, INVALID_PARAMETER);
+    assert_eq!(call(&mut st, &mut m, 2, 0x20_0000).0, INVALID_PARAMETER);
+    let (rc, a) = call(&mut st, &mut m, 2, REC);
     assert_eq!(rc, SUCCESS);
     assert_eq!(
-        a.iter().collect::<Vec<_>>(),
-        vec![Action::WriteVersion { record: 0x1000 }]
+        list(&a),
+        vec![
+            Action::WriteNotPresent { record: REC, token: Token::NONE },
+            Action::WriteReady { record: REC, token: Token::NONE },
+            Action::WriteHeader { record: REC, ack_ready: false },
+        ]
     );
-    assert_eq!(
-        a.iter().next().unwrap().guest_write().unwrap().bytes,
-        [1, 0, 0, 0, 0, 0, 0, 0]
-    );
-    assert_eq!(call(&mut st, 3, 0).0, SUCCESS);
-    // Unregister only while disabled.
-    assert_eq!(call(&mut st, 2, u64::MAX).0, INVALID_PARAMETER);
-    // ACKs with nothing pending.
-    assert_eq!(call(&mut st, 5, 0).0, NOT_REQUIRED);
-    assert_eq!(call(&mut st, 6, 0).0, NOT_REQUIRED);
-    // EL1 faults need NOTIFY_EL1.
-    assert_eq!(
-        st.fault_eligible(0x10, false, true),
-        Eligibility::El1NotAllowed
-    );
-    assert_eq!(
-        st.fault_eligible(0x10, true, false),
-        Eligibility::IrqNotDeliverable
-    );
-    assert_eq!(st.fault_eligible(0x10, true, true), Eligibility::Eligible);
+    assert_eq!(a.iter().nth(2).unwrap().guest_write().unwrap().bytes, [1, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(call(&mut st, &mut m, 3, 0).0, SUCCESS);
+    // Neither moved nor unregistered while enabled.
+    assert_eq!(call(&mut st, &mut m, 2, 0x2000).0, INVALID_PARAMETER);
+    assert_eq!(call(&mut st, &mut m, 2, u64::MAX).0, INVALID_PARAMETER);
+    assert_eq!(call(&mut st, &mut m, 5, 0).0, NOT_REQUIRED);
+    // EL1 faults need NOTIFY_EL1; IPA 0 has no token.
+    assert_eq!(st.fault_eligible(0x10, false, true, &mut m), Eligibility::El1NotAllowed);
+    assert_eq!(st.fault_eligible(0, true, true, &mut m), Eligibility::NoToken);
+    assert_eq!(st.fault_eligible(0x10, true, false, &mut m), Eligibility::IrqNotDeliverable);
+    assert_eq!(st.fault_eligible(0x10, true, true, &mut m), Eligibility::Eligible);
     let a = st.fault_started(0x10).unwrap();
     assert_eq!(
-        a.iter().collect::<Vec<_>>(),
+        list(&a),
         vec![
-            Action::WriteNotPresent {
-                record: 0x1000,
-                token: kvm_apf_logic::token::Token::from_ipa(0x10_123, 12)
-            },
-            Action::RaiseNp { intid: 20 }
+            Action::WriteNotPresent { record: REC, token: Token::from_ipa(0x10_123, 12) },
+            Action::SignalNp { intid: 20 },
         ]
     );
+    m.set(REC, 0x10_000);
     // Re-fault on the same page: block in stage-2, counted.
-    assert_eq!(
-        st.fault_eligible(0x10, true, true),
-        Eligibility::AlreadyPending
-    );
+    assert_eq!(st.fault_eligible(0x10, true, true, &mut m), Eligibility::AlreadyPending);
     assert_eq!(st.counters().blocked_on_pending, 1);
-    // Another page while the np notification is unacknowledged.
+    // Another page while not_present_token is not cleared; then cleared.
+    assert_eq!(st.fault_eligible(0x11, true, true, &mut m), Eligibility::NotPresentBusy);
+    m.set(REC, 0);
+    assert_eq!(st.fault_eligible(0x11, true, true, &mut m), Eligibility::Eligible);
+    st.fault_started(0x11).unwrap();
+    m.set(REC, 0);
+    // Page-ready: delivered directly while the slot is free, no ack asked.
+    let a = st.page_ready(0x11, &mut m);
     assert_eq!(
-        st.fault_eligible(0x11, true, true),
-        Eligibility::NotPresentBusy
+        list(&a),
+        vec![
+            Action::WriteReady { record: REC, token: tok(0x11) },
+            Action::WriteHeader { record: REC, ack_ready: false },
+            Action::SignalReady { intid: 40 },
+        ]
     );
-    assert_eq!(call(&mut st, 5, 0).0, SUCCESS);
-    assert_eq!(call(&mut st, 5, 0).0, NOT_REQUIRED);
-    // Two more faults; complete all three; deliveries are serialized by ACK.
-    for gfn in [0x11, 0x12] {
-        assert_eq!(st.fault_eligible(gfn, true, true), Eligibility::Eligible);
-        st.fault_started(gfn).unwrap();
-        assert_eq!(call(&mut st, 5, 0).0, SUCCESS);
-    }
-    assert_eq!(st.page_ready(0x11).len(), 2);
-    assert!(st.page_ready(0x10).is_empty());
-    assert!(st.page_ready(0x10).is_empty()); // duplicate completion
+    m.set(REC + 8, tok(0x11).raw());
+    // Slot busy: queued, ack_ready set.
+    let a = st.page_ready(0x10, &mut m);
+    assert_eq!(list(&a), vec![Action::WriteHeader { record: REC, ack_ready: true }]);
+    assert!(st.page_ready(0x10, &mut m).is_empty()); // duplicate completion
     assert_eq!(st.counters().stale_completions, 1);
     assert_eq!(st.queued(), 1);
-    // Slots: 1 outstanding + 1 queued of 4.
-    assert_eq!(st.fault_eligible(0x13, true, true), Eligibility::Eligible);
-    st.fault_started(0x13).unwrap();
-    assert_eq!(call(&mut st, 5, 0).0, SUCCESS);
-    assert_eq!(st.fault_eligible(0x14, true, true), Eligibility::Eligible);
-    st.fault_started(0x14).unwrap();
-    assert_eq!(call(&mut st, 5, 0).0, SUCCESS);
-    assert_eq!(st.fault_eligible(0x15, true, true), Eligibility::TableFull);
-    // ACK_READY delivers the queued one.
-    let (rc, a) = call(&mut st, 6, 0);
-    assert_eq!(rc, SUCCESS);
-    assert_eq!(a.len(), 3);
-    // DISABLE with a page-ready pending: queue dropped, WAKE_ALL deferred.
-    let (rc, a) = call(&mut st, 4, 0);
-    assert_eq!(rc, SUCCESS);
-    assert!(a.is_empty());
-    assert_eq!(call(&mut st, 4, 0).0, NOT_REQUIRED);
-    // Completions of dropped gfns are ignored.
-    assert!(st.page_ready(0x12).is_empty());
-    // The ACK of the pending token delivers WAKE_ALL, even while disabled.
-    let (rc, a) = call(&mut st, 6, 0);
+    // ACK before the guest cleared ready_token: nothing to do.
+    assert_eq!(call(&mut st, &mut m, 5, 0).0, NOT_REQUIRED);
+    m.set(REC + 8, 0);
+    let (rc, a) = call(&mut st, &mut m, 5, 0);
     assert_eq!(rc, SUCCESS);
     assert_eq!(
-        a.iter().collect::<Vec<_>>(),
+        list(&a),
         vec![
-            Action::LowerReady { intid: 40 },
-            Action::WriteReady {
-                record: 0x1000,
-                token: kvm_apf_logic::token::Token::WAKE_ALL
-            },
-            Action::RaiseReady { intid: 40 }
+            Action::WriteReady { record: REC, token: tok(0x10) },
+            Action::WriteHeader { record: REC, ack_ready: false },
+            Action::SignalReady { intid: 40 },
         ]
     );
-    assert_eq!(call(&mut st, 6, 0).0, SUCCESS);
-    assert_eq!(call(&mut st, 6, 0).0, NOT_REQUIRED);
+    m.set(REC + 8, tok(0x10).raw());
+    // Slots: 2 outstanding + a full table.
+    for gfn in [0x12, 0x13, 0x14, 0x15] {
+        assert_eq!(st.fault_eligible(gfn, true, true, &mut m), Eligibility::Eligible);
+        st.fault_started(gfn).unwrap();
+        m.set(REC, 0);
+    }
+    assert_eq!(st.fault_eligible(0x16, true, true, &mut m), Eligibility::TableFull);
+    // DISABLE with page-ready unconsumed: queue dropped, WAKE_ALL waits.
+    let (rc, a) = call(&mut st, &mut m, 4, 0);
+    assert_eq!(rc, SUCCESS);
+    assert_eq!(list(&a), vec![Action::WriteHeader { record: REC, ack_ready: true }]);
+    assert_eq!(call(&mut st, &mut m, 4, 0).0, NOT_REQUIRED);
+    // Completions of dropped gfns are ignored.
+    assert!(st.page_ready(0x12, &mut m).is_empty());
+    // The guest consumes the token; its ACK delivers WAKE_ALL, while disabled.
+    m.set(REC + 8, 0);
+    let (rc, a) = call(&mut st, &mut m, 5, 0);
+    assert_eq!(rc, SUCCESS);
+    assert_eq!(
+        list(&a),
+        vec![
+            Action::WriteReady { record: REC, token: Token::WAKE_ALL },
+            Action::WriteHeader { record: REC, ack_ready: false },
+            Action::SignalReady { intid: 40 },
+        ]
+    );
+    m.set(REC + 8, 0);
+    assert_eq!(call(&mut st, &mut m, 5, 0).0, NOT_REQUIRED);
     assert_eq!(st.counters().wake_all, 1);
-    assert_eq!(call(&mut st, 2, u64::MAX).0, SUCCESS);
-    assert_eq!(call(&mut st, 3, 0).0, NOT_REQUIRED);
+    assert_eq!(call(&mut st, &mut m, 2, u64::MAX).0, SUCCESS);
+    assert_eq!(call(&mut st, &mut m, 3, 0).0, NOT_REQUIRED);
 }
 
 #[test]
-fn el1_allowed() {
-    let mut st = state(cfg(1, true));
-    assert_eq!(call(&mut st, 2, 0x40).0, SUCCESS);
-    assert_eq!(call(&mut st, 3, 1).0, SUCCESS);
-    assert_eq!(st.fault_eligible(7, false, true), Eligibility::Eligible);
-    assert_eq!(
-        st.save(),
-        SavedState {
-            record: Some(0x40),
-            enabled: true,
-            notify_el1: true
+fn unreadable_record_blocks_instead_of_overwriting() {
+    let mut st = state(cfg(4, false));
+    let mut m = Mem::default();
+    assert_eq!(call(&mut st, &mut m, 2, 0x7fc0).0, SUCCESS);
+    assert_eq!(call(&mut st, &mut m, 3, 0).0, SUCCESS);
+    st.fault_started(1).unwrap();
+    // The record's page stops being readable (the VMM removed it): the
+    // slot cannot be proven free, so faults block.
+    struct Hole;
+    impl GuestMemory for Hole {
+        fn is_ram(&mut self, _: u64, _: u64) -> bool {
+            false
         }
-    );
-    // Reset drops everything and lowers raised lines.
-    st.fault_started(7).unwrap();
-    let a = st.reset();
+        fn read_u64(&mut self, _: u64) -> Option<u64> {
+            None
+        }
+    }
+    assert_eq!(st.fault_eligible(2, true, true, &mut Hole), Eligibility::NotPresentBusy);
+}
+
+#[test]
+fn set_record_delivers_waiting_wake_all() {
+    let mut st = state(cfg(1, false));
+    let mut m = Mem::default();
+    assert_eq!(call(&mut st, &mut m, 2, REC).0, SUCCESS);
+    assert_eq!(call(&mut st, &mut m, 3, 0).0, SUCCESS);
+    m.set(REC + 8, 0x5000); // an unconsumed page-ready
+    st.restore(&st.save()); // makes the host read it back
+    let (rc, _) = call(&mut st, &mut m, 4, 0);
+    assert_eq!(rc, SUCCESS);
+    // The guest moves its record before consuming: WAKE_ALL goes there.
+    let (rc, a) = call(&mut st, &mut m, 2, 0x2000);
+    assert_eq!(rc, SUCCESS);
+    assert_eq!(a.len(), 6);
     assert_eq!(
-        a.iter().collect::<Vec<_>>(),
-        vec![Action::LowerNp { intid: 20 }]
+        list(&a)[3],
+        Action::WriteReady { record: 0x2000, token: Token::WAKE_ALL }
     );
-    assert_eq!(st.save(), SavedState::default());
-    assert!(st.page_ready(7).is_empty());
+}
+
+#[test]
+fn el1_allowed_and_reset() {
+    let mut st = state(cfg(1, true));
+    let mut m = Mem::default();
+    assert_eq!(call(&mut st, &mut m, 2, 0x40).0, SUCCESS);
+    assert_eq!(call(&mut st, &mut m, 3, 1).0, SUCCESS);
+    assert_eq!(st.fault_eligible(7, false, true, &mut m), Eligibility::Eligible);
+    st.fault_started(7).unwrap();
+    st.reset();
+    assert_eq!(st.save(), Default::default());
+    assert!(st.page_ready(7, &mut m).is_empty());
 }
 
 #[test]
@@ -522,20 +682,27 @@ fn bad_storage() {
 
 #[test]
 fn aborted_fault_is_forgotten() {
-    let c = cfg(4, false);
-    let mut st = state(c);
-    assert_eq!(call(&mut st, 2, 0x1000).0, 0);
-    assert_eq!(call(&mut st, 3, 0).0, 0);
-    assert_eq!(st.fault_eligible(7, true, true), Eligibility::Eligible);
+    let mut st = state(cfg(4, false));
+    let mut m = Mem::default();
+    assert_eq!(call(&mut st, &mut m, 2, REC).0, 0);
+    assert_eq!(call(&mut st, &mut m, 3, 0).0, 0);
+    assert_eq!(st.fault_eligible(7, true, true, &mut m), Eligibility::Eligible);
     assert!(st.fault_started(7).is_ok());
     assert!(st.np_pending());
-    assert!(st.fault_aborted(7));
-    // Nothing outstanding, no not-present pending: the next fault on the
-    // same page may be async again, and a late completion is stale.
+    // The undo clears the token from the record again.
+    assert_eq!(
+        list(&st.fault_aborted(7)),
+        vec![Action::WriteNotPresent { record: REC, token: Token::NONE }]
+    );
     assert!(!st.np_pending());
     assert_eq!(st.outstanding(), 0);
     assert_eq!(st.counters().async_faults, 0);
-    assert!(!st.fault_aborted(7));
-    assert!(st.page_ready(7).is_empty());
-    assert_eq!(st.fault_eligible(7, true, true), Eligibility::Eligible);
+    assert!(st.fault_aborted(7).is_empty());
+    assert!(st.page_ready(7, &mut m).is_empty());
+    assert_eq!(st.fault_eligible(7, true, true, &mut m), Eligibility::Eligible);
+}
+
+#[test]
+fn offsets() {
+    assert_eq!(ACK_READY_OFFSET, VERSION_OFFSET + 4);
 }
