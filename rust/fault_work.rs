@@ -67,6 +67,6 @@ impl WorkItem for FaultWork {
         // until this vCPU has no item in flight, and `complete` below is
         // the item's last use of the vCPU.
         let ret = unsafe { ffi::kvm_apf_shim_fault_in(this.apf.kvm(), this.hva as _, this.write) };
-        this.apf.complete(this.gfn, ret == 0);
+        this.apf.complete(this.gfn, ret == 0, this.write);
     }
 }

@@ -56,4 +56,5 @@ extern "C" {
     ) -> c_int;
     pub(crate) fn kvm_arm_apf_gpa_is_ram(kvm: *mut Kvm, gpa: u64, len: c_ulong) -> bool;
     pub(crate) fn kvm_arm_apf_kick(vcpu: *mut KvmVcpu);
+    pub(crate) fn kvm_arm_apf_map_page(vcpu: *mut KvmVcpu, ipa: u64, write: bool) -> c_int;
 }

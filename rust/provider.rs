@@ -325,9 +325,16 @@ extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
         // Lost only if the record stopped being RAM since the restore.
         let _ = apf.execute(&actions);
     }
-    while let Some((gfn, ok)) = apf.take_completion() {
+    while let Some(c) = apf.take_completion() {
+        let gfn = c.gfn;
+        // Map the page before the guest hears it is ready (x86 does the
+        // same): the task that waited then does not fault once more. Not
+        // under the lock: it takes the mmap lock and may allocate.
+        if c.ok && apf.core.lock().state.is_outstanding(gfn) {
+            apf.map_page(gfn, c.write);
+        }
         let mut core = apf.core.lock();
-        if !ok {
+        if !c.ok {
             core.sync_gfn = Some(gfn);
         }
         let actions = core.state.page_ready(gfn, &mut mem);

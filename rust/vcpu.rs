@@ -56,6 +56,18 @@ pub(crate) type State = VcpuState<Storage, Storage>;
 
 /// Marks a completion whose fault-in failed (gfns are below 2^52).
 const FAULT_IN_FAILED: u64 = 1 << 63;
+/// Marks a completion of a write fault.
+const WRITE_FAULT: u64 = 1 << 62;
+
+/// A fault-in that a worker finished.
+pub(crate) struct Completion {
+    pub(crate) gfn: u64,
+    /// The page was faulted in (else KVM reports the error on the next
+    /// fault, taken synchronously).
+    pub(crate) ok: bool,
+    /// The fault was a write.
+    pub(crate) write: bool,
+}
 
 /// Guest-visible state, only touched on the vCPU thread (or with every vCPU
 /// mutex held, by `KVM_ENABLE_CAP`).
@@ -87,7 +99,7 @@ impl GuestMemory for VmMemory {
 
 /// What workers share with the vCPU.
 struct Done {
-    /// Completed gfns (with [`FAULT_IN_FAILED`]), drained on the vCPU
+    /// Completed gfns (with [`FAULT_IN_FAILED`], [`WRITE_FAULT`]), drained on the vCPU
     /// thread. Allocated once; [`VcpuApf::reserve_work`] keeps
     /// `list.len() + in_flight <= list.capacity()`, so pushing never
     /// allocates and never fails.
@@ -183,9 +195,15 @@ impl VcpuApf {
     }
 
     /// A worker finished faulting in `gfn`: hand it to the vCPU.
-    pub(crate) fn complete(&self, gfn: u64, ok: bool) {
+    pub(crate) fn complete(&self, gfn: u64, ok: bool, write: bool) {
         let mut done = self.done.lock();
-        let entry = if ok { gfn } else { gfn | FAULT_IN_FAILED };
+        let mut entry = gfn;
+        if !ok {
+            entry |= FAULT_IN_FAILED;
+        }
+        if write {
+            entry |= WRITE_FAULT;
+        }
         // Cannot fail: `reserve_work` kept room for this entry.
         let _ = done.list.push_within_capacity(entry);
         if !done.dying {
@@ -199,10 +217,26 @@ impl VcpuApf {
         }
     }
 
-    /// Takes one completion: `(gfn, fault-in succeeded)`.
-    pub(crate) fn take_completion(&self) -> Option<(u64, bool)> {
+    /// Takes one completion.
+    pub(crate) fn take_completion(&self) -> Option<Completion> {
         let entry = self.done.lock().list.pop()?;
-        Some((entry & !FAULT_IN_FAILED, entry & FAULT_IN_FAILED == 0))
+        Some(Completion {
+            gfn: entry & !(FAULT_IN_FAILED | WRITE_FAULT),
+            ok: entry & FAULT_IN_FAILED == 0,
+            write: entry & WRITE_FAULT != 0,
+        })
+    }
+
+    /// Maps the page of a completed fault at stage 2 if it is resident, so
+    /// that the task that waited for it does not fault once more. A page
+    /// that went away again is left to the guest's access.
+    pub(crate) fn map_page(&self, gfn: u64, write: bool) {
+        let Some(ipa) = gfn.checked_mul(1 << kernel::page::PAGE_SHIFT) else {
+            return;
+        };
+        // SAFETY: `vcpu` is alive (type invariant); called on its thread
+        // from `KVM_REQ_ASYNC_PF`, as the helper requires.
+        let _ = unsafe { ffi::kvm_arm_apf_map_page(self.vcpu, ipa, write) };
     }
 
     /// Stops kicks and waits until no work item of this vCPU is in flight.

@@ -31,13 +31,15 @@ if [ -d "$APF_CACHE/selftests/bin" ]; then
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
 
+# APF_KERNEL_ARGS: extra kernel command line for the emulated host (e.g.
+# "lockdep.prove_locking=0 kmemleak=off" to see what the debug options cost).
 info "booting (console log: $log, limit ${tmo}s)"
 set +e
 timeout --foreground -k 10 "$tmo" qemu-system-aarch64 \
 	-machine virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2048 \
 	-nographic -nic none -no-reboot \
 	-kernel "$image" -initrd "$initrd" \
-	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe ${APF_KERNEL_ARGS:-}" \
 	</dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e

@@ -44,12 +44,35 @@
  *    guest received. "net" subtracts the background exits of a running vCPU
  *    (host ticks, ...), measured in the same VM over a fault-free run of B
  *    and scaled to B's time in the phase; "raw" does not. With this ABI on
- *    a vGICv3 the floor is 3: the stage-2 fault, the kick that injects
- *    page-ready into the running vCPU, and the re-executed access that maps
- *    the page. There is no ACK_NOT_PRESENT (the guest clears the token in
+ *    a vGICv3 the floor is 2: the stage-2 fault and the kick that injects
+ *    page-ready into the running vCPU (the host maps the page then, so the
+ *    re-executed access does not fault). There is no ACK_NOT_PRESENT (the guest clears the token in
  *    the record), no EOI maintenance exit (both notifications are
  *    edge-triggered), and ACK_READY only when completions queue up behind
  *    an unread page-ready (ack_ready set; "acks" on the result line).
+ *
+ *    Cost of one exit, measured in the same VM right after B's fault-free
+ *    run: the guest times NR_NULL_HVC back-to-back null hypercalls
+ *    (SMCCC_VERSION over hvc, answered in the kernel by KVM: an exit to the
+ *    host and straight back, no VMM involved):
+ *      exit_us              = CNTVCT time of those calls / NR_NULL_HVC, in
+ *                             microseconds: the mean cost of one exit round
+ *                             trip (it includes the share of background
+ *                             exits that fall into the span, as the remote
+ *                             phase does);
+ *      not_b_per_page_ms    = (sum of stall_i - B time) / NR_REMOTE: the
+ *                             wall time per remote page in which B does not
+ *                             run (in async mode: per async fault);
+ *      lost_exits_per_fault = not_b_per_page / exit_us: that lost time
+ *                             counted in exit round trips of the same VM.
+ *                             Unlike the times, it does not depend on the
+ *                             speed of the emulator (TCG inflates every exit
+ *                             to a fraction of a millisecond).
+ *    The table also shows, per delay D, a PROJECTION (not a measurement):
+ *      utilization_projected(e) = 1 - lost_exits_per_fault * e / (D in us)
+ *    with e = 2 us, a typical VM exit round trip on hardware (an assumed
+ *    figure, not measured here). The MET/MISSED verdicts use the measured
+ *    utilization only.
  *
  * 2. Present-page demand paging. NR_PRESENT pages, present in the host
  *    (the VMM memsets them, no userfaultfd) but not in stage 2, are written
@@ -90,6 +113,12 @@
 #define SETTLE_S		2	/* after a module unload or load */
 #define SERIES_POINTS		250	/* printed points per series, at most */
 #define PATTERN			0x5a5aa5a5c3c33c3cUL
+#define NR_NULL_HVC		2000	/* null hypercalls timed for exit_us */
+/*
+ * Assumed cost of one VM exit round trip on hardware, for the projection in
+ * the table only: a typical figure, not measured by this benchmark.
+ */
+#define PROJ_EXIT_US		2.0
 
 #define REMOTE_SLOT		10
 #define SAMPLE_SLOT		11
@@ -107,7 +136,7 @@ enum bench_mode { BENCH_REMOTE, BENCH_PRESENT };
 
 /* ucall SYNC stages */
 enum { ST_CTRL_START = 1, ST_CTRL_END, ST_REMOTE_START, ST_REMOTE_END,
-       ST_PRESENT_START, ST_PRESENT_END };
+       ST_PRESENT_START, ST_PRESENT_END, ST_EXIT_START, ST_EXIT_END };
 
 struct sample {
 	u64 t;		/* CNTVCT */
@@ -149,6 +178,8 @@ struct bench_state {
 	u64 stall_work;
 	u64 ctrl_cycles;
 	u64 ctrl_work;
+	u64 exit_cycles;		/* NR_NULL_HVC null hypercalls */
+	u64 exit_ret;			/* what the last one returned */
 	u64 data_errors;
 	u64 nsamples;
 	/* present pass */
@@ -277,6 +308,7 @@ static void task_a_touch(u64 gva)
 static void guest_remote(void)
 {
 	static volatile u64 never;
+	struct arm_smccc_res res = {};
 	u64 i, t1, t2, w0;
 
 	/* Fault-free run of B: its rate and the background exits. */
@@ -287,6 +319,19 @@ static void guest_remote(void)
 	gs.ctrl_cycles = t2 - t1;
 	gs.ctrl_work = gs.work - w0;
 	GUEST_SYNC(ST_CTRL_END);
+
+	/*
+	 * Cost of one exit round trip: null hypercalls that KVM answers in
+	 * the kernel (SMCCC_VERSION), back to back.
+	 */
+	GUEST_SYNC(ST_EXIT_START);
+	t1 = now();
+	for (i = 0; i < NR_NULL_HVC; i++)
+		smccc_hvc(ARM_SMCCC_VERSION_FUNC_ID, 0, 0, 0, 0, 0, 0, 0, &res);
+	t2 = now();
+	gs.exit_cycles = t2 - t1;
+	gs.exit_ret = res.a0;
+	GUEST_SYNC(ST_EXIT_END);
 
 	/*
 	 * Warm-up: one remote page (the last one) not counted, so that the
@@ -343,6 +388,7 @@ struct remote_result {
 	u64 freq;
 	u64 np, ready, acks, np_other, spurious, b_timeouts, data_errors;
 	u64 stall_cycles, b_cycles, stall_work, ctrl_cycles, ctrl_work;
+	u64 exit_cycles, exit_ret, exits_null_hvc, hvc_null_hvc;
 	u64 exits_ctrl, exits_remote, hvc_remote;
 	u64 uffd_msgs, uffd_errors;
 	u64 nsamples;
@@ -450,7 +496,7 @@ static void remote_run(struct remote_result *r, useconds_t delay_us, bool async)
 	struct kvm_vcpu *vcpu;
 	struct uffd_desc *uffd;
 	struct kvm_vm *vm = bench_vm(&vcpu, BENCH_REMOTE, async);
-	u64 e0, e1, e2, e3, h2, h3;
+	u64 e0, e1, e2, e3, h2, h3, x0, x1, hx0, hx1;
 
 	uffd_base_hva = (u64)addr_gpa2hva(vm, REMOTE_GPA);
 	uffd = uffd_setup_demand_paging(UFFDIO_REGISTER_MODE_MISSING, delay_us,
@@ -461,6 +507,12 @@ static void remote_run(struct remote_result *r, useconds_t delay_us, bool async)
 	e0 = vcpu_get_stat(vcpu, exits);
 	run_to_stage(vcpu, ST_CTRL_END);
 	e1 = vcpu_get_stat(vcpu, exits);
+	run_to_stage(vcpu, ST_EXIT_START);
+	x0 = vcpu_get_stat(vcpu, exits);
+	hx0 = vcpu_get_stat(vcpu, hvc_exit_stat);
+	run_to_stage(vcpu, ST_EXIT_END);
+	x1 = vcpu_get_stat(vcpu, exits);
+	hx1 = vcpu_get_stat(vcpu, hvc_exit_stat);
 	run_to_stage(vcpu, ST_REMOTE_START);
 	e2 = vcpu_get_stat(vcpu, exits);
 	h2 = vcpu_get_stat(vcpu, hvc_exit_stat);
@@ -483,10 +535,15 @@ static void remote_run(struct remote_result *r, useconds_t delay_us, bool async)
 	r->stall_work = gs.stall_work;
 	r->ctrl_cycles = gs.ctrl_cycles;
 	r->ctrl_work = gs.ctrl_work;
+	r->exit_cycles = gs.exit_cycles;
+	r->exit_ret = gs.exit_ret;
 	/* Each span ends with the exit of its closing ucall: not counted. */
 	r->exits_ctrl = e1 - e0 - 1;
 	r->exits_remote = e3 - e2 - 1;
 	r->hvc_remote = h3 - h2;
+	/* A check: each null call is one hvc exit (the ucall is an MMIO exit). */
+	r->exits_null_hvc = x1 - x0 - 1;
+	r->hvc_null_hvc = hx1 - hx0;
 	r->nsamples = min_t(u64, gs.nsamples, MAX_SAMPLES);
 	memcpy(r->samples, addr_gpa2hva(vm, SAMPLE_GPA), r->nsamples * sizeof(struct sample));
 
@@ -590,6 +647,18 @@ static double median3(double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
+/* Mean CNTVCT time of one exit round trip (a null hypercall), in us. */
+static double exit_us_of(const struct remote_result *r)
+{
+	return ratio(r->exit_cycles * 1e6, (double)r->freq * NR_NULL_HVC);
+}
+
+/* Time per remote page in which B does not run, in ms. */
+static double not_b_per_page_ms_of(const struct remote_result *r)
+{
+	return ratio(((double)r->stall_cycles - (double)r->b_cycles) * 1e3, r->freq) / NR_REMOTE;
+}
+
 static const char *verdict(bool met)
 {
 	return met ? "MET" : "MISSED";
@@ -623,6 +692,8 @@ int main(int argc, char *argv[])
 	double exits_pp[3] = {};
 	int n_cap = 0, n_nocap = 0, n_unl = 0, reload_failed = 0;
 	double util[NR_DELAYS][2] = {}, exits_raw_sum = 0, exits_net_sum = 0;
+	double lost_ms[NR_DELAYS][2] = {}, exit_us[NR_DELAYS][2] = {};
+	double lost_exits[NR_DELAYS][2] = {};
 	u64 np_sum = 0;
 	bool loaded_at_start, only_remote = argc > 1 && !strcmp(argv[1], "remote");
 	unsigned int d, a, round;
@@ -666,14 +737,18 @@ int main(int argc, char *argv[])
 			raw = ratio(r->exits_remote, r->np);
 			net = ratio(r->exits_remote - bg, r->np);
 			util[d][a] = u;
+			lost_ms[d][a] = not_b_per_page_ms_of(r);
+			exit_us[d][a] = exit_us_of(r);
+			lost_exits[d][a] = ratio(lost_ms[d][a] * 1e3, exit_us[d][a]);
 			printf("APF-BENCH delay_ms=%u mode=%s utilization=%.3f util_work=%.3f "
 			       "stall_ms=%.2f stall_per_page_ms=%.3f b_ms=%.2f not_b_per_page_ms=%.3f "
+			       "exit_us=%.2f lost_exits_per_fault=%.2f "
 			       "np=%lu ready=%lu acks=%lu "
 			       "exits=%lu exits_per_page=%.2f exits_per_async_fault=%.2f "
 			       "exits_per_async_fault_net=%.2f hvc_per_async_fault=%.2f "
 			       "bg_exits_per_ms=%.3f uffd_msgs_incl_warmup=%lu\n",
 			       delays_ms[d], mode, u, uw, stall_ms, stall_ms / NR_REMOTE, b_ms,
-			       (stall_ms - b_ms) / NR_REMOTE,
+			       (stall_ms - b_ms) / NR_REMOTE, exit_us[d][a], lost_exits[d][a],
 			       (unsigned long)r->np, (unsigned long)r->ready,
 			       (unsigned long)r->acks,
 			       (unsigned long)r->exits_remote, ratio(r->exits_remote, NR_REMOTE),
@@ -688,6 +763,12 @@ int main(int argc, char *argv[])
 				       (unsigned long)r->uffd_errors, (unsigned long)r->np_other,
 				       (unsigned long)r->spurious, (unsigned long)r->b_timeouts,
 				       (unsigned long)r->np, (unsigned long)r->ready);
+			if (r->hvc_null_hvc != NR_NULL_HVC || (s64)r->exit_ret < 0)
+				printf("APF-BENCH note: delay_ms=%u mode=%s null hypercalls: %d calls, "
+				       "%lu hvc exits, %lu exits, SMCCC_VERSION returned %ld\n",
+				       delays_ms[d], mode, NR_NULL_HVC,
+				       (unsigned long)r->hvc_null_hvc,
+				       (unsigned long)r->exits_null_hvc, (long)r->exit_ret);
 			if (a && r->np) {
 				np_sum += r->np;
 				exits_raw_sum += r->exits_remote;
@@ -777,6 +858,36 @@ int main(int argc, char *argv[])
 		}
 		printf("APF-BENCH table  exits per async fault: %.2f net of background exits, %.2f raw\n",
 		       ex_net, ex_raw);
+		printf("APF-BENCH table  time per async fault in which B does not run, in exit round\n");
+		printf("APF-BENCH table  trips (%d null hypercalls timed in the same VM):\n", NR_NULL_HVC);
+		for (d = 0; d < NR_DELAYS; d++) {
+			if (!rr[d][1]->ok) {
+				printf("APF-BENCH table    %2u ms   lost per async fault: n/a\n",
+				       delays_ms[d]);
+				continue;
+			}
+			printf("APF-BENCH table    %2u ms   lost per async fault: %.2f ms = %.1f exit round trips "
+			       "(one exit: %.3f ms in this emulator)\n",
+			       delays_ms[d], lost_ms[d][1], lost_exits[d][1], exit_us[d][1] / 1e3);
+		}
+		/*
+		 * A PROJECTION, not a measurement: the measured lost exit round
+		 * trips per fault, priced at PROJ_EXIT_US (an assumed typical
+		 * hardware exit round trip), against a stall of exactly D.
+		 */
+		printf("APF-BENCH table  PROJECTION, not measured: async utilization if one exit round\n");
+		printf("APF-BENCH table  trip took %.0f us (assumed typical hardware figure):\n", PROJ_EXIT_US);
+		printf("APF-BENCH table  1 - lost exit round trips per fault x %.0f us / delay\n",
+		       PROJ_EXIT_US);
+		for (d = 0; d < NR_DELAYS; d++) {
+			double up = 1 - lost_exits[d][1] * PROJ_EXIT_US / (delays_ms[d] * 1e3);
+
+			if (rr[d][1]->ok && lost_exits[d][1] > 0)
+				printf("APF-BENCH table    %2u ms   projected %5.3f  (measured here: %5.3f)\n",
+				       delays_ms[d], up < 0 ? 0 : up, util[d][1]);
+			else
+				printf("APF-BENCH table    %2u ms   projected   n/a\n", delays_ms[d]);
+		}
 		printf("APF-BENCH table  present-page demand paging, median of %d rounds (pages/s):\n",
 		       PRESENT_ROUNDS);
 		printf("APF-BENCH table    module loaded, cap enabled   %10.0f  (x%.3f)\n", m_cap, rate_ratio);
@@ -798,6 +909,15 @@ int main(int argc, char *argv[])
 				       delays_ms[d], util[d][0], verdict(util[d][0] < 0.05));
 			else
 				printf("APF-BENCH-RESULT utilization_sync delay_ms=%u value=n/a target=about_0 MISSED\n",
+				       delays_ms[d]);
+		}
+		/* Informational, no target: the per-fault lost time in exits. */
+		for (d = 0; d < NR_DELAYS; d++) {
+			if (rr[d][1]->ok && exit_us[d][1] > 0)
+				printf("APF-BENCH-RESULT lost_per_async_fault delay_ms=%u exits=%.2f exit_us=%.2f\n",
+				       delays_ms[d], lost_exits[d][1], exit_us[d][1]);
+			else
+				printf("APF-BENCH-RESULT lost_per_async_fault delay_ms=%u exits=n/a exit_us=n/a\n",
 				       delays_ms[d]);
 		}
 		if (np_sum)

@@ -25,6 +25,11 @@
  *                        runs while the page is remote; page-ready with the
  *                        same token; the resumed task reads the right data;
  *                        no further notification; one np + one ready per page
+ *   prefault             the page of an async fault is mapped at stage 2
+ *                        before page-ready is signalled: the woken task's
+ *                        re-executed access (the first access to the page
+ *                        since) does not exit; the vCPU's "exits" stat is
+ *                        read at a sync just before it and one just after
  *   multi_outstanding    8 tasks asleep at once, page-ready on an SPI: each
  *                        token readied exactly once
  *   refault_blocks       the task re-faults on the pending page (no switch):
@@ -79,7 +84,20 @@ enum mode {
 	MODE_TABLE_FULL,
 	MODE_TEARDOWN,
 	MODE_RESTORE,
+	MODE_PREFAULT,
 };
+
+/* prefault: GUEST_SYNC4(MODE_PREFAULT, stage, page, 0) */
+enum prefault_stage {
+	PF_BASE_X = 1,	/* before a run of the task on a mapped page */
+	PF_BASE_Y,	/* after it */
+	PF_X,		/* page ready, the task that waited not yet resumed */
+	PF_Y,		/* the task resumed: its ldr re-executed */
+	PF_Z,		/* the same ldr once more (control) */
+	PF_END,		/* GUEST_SYNC4(MODE_PREFAULT, PF_END, np, ready) */
+};
+
+#define PREFAULT_PAGES		4
 
 /* ---- Guest side */
 
@@ -344,6 +362,65 @@ static void guest_main_flow(struct vstate *v)
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, total_iters);
 }
 
+/*
+ * prefault: as main_flow, with a sync on each side of the woken task's
+ * first access to its page. The task's ldr faults (np, the task sleeps),
+ * the other task runs until page-ready: nothing has touched the page since
+ * the not-present (the host mapped it, if it did, before writing
+ * ready_token). Sync X comes right after page-ready, then the task is
+ * resumed at its ldr: the re-executed ldr is the first access to the page,
+ * at EL0 as the original fault, and then the svc brings us back to sync Y.
+ * Every other code and data page on that path was used before (warm-up),
+ * so the only exit between X and Y is Y's own unless the ldr faults again.
+ */
+static void guest_prefault(struct vstate *v)
+{
+	u64 i, val;
+
+	v->switch_on_np = 1;
+
+	/*
+	 * Warm up the path from X to Y: the EL0 task's return through the
+	 * svc handler (main_flow's first run ends with an interrupt) and the
+	 * ucall. The EL0 code page is user-readable: the task reads it.
+	 */
+	run_el0(cfg.code_gva, cfg.code_gva, false);
+	GUEST_ASSERT(!v->preempted);
+	GUEST_SYNC4(cfg.mode, PF_BASE_X, 0, 0);
+	run_el0(cfg.code_gva, cfg.code_gva, false);
+	GUEST_SYNC4(cfg.mode, PF_BASE_Y, 0, 0);
+	GUEST_ASSERT(!v->preempted);
+
+	for (i = 0; i < cfg.nr_pages; i++) {
+		run_el0(cfg.code_gva, cfg.page_gva[i], false);
+		assert_task_slept(v, i, i);
+		__GUEST_ASSERT(v->ready_count == i,
+			       "page %lu: ready before the other task could run", i);
+		run_other_task_until_ready(v, i + 1);
+		GUEST_ASSERT_EQ(v->ready_token[i], cfg.token[i]);
+
+		/* Page i is in; nothing has accessed it since it faulted. */
+		GUEST_SYNC4(cfg.mode, PF_X, i, 0);
+		val = run_el0(v->sleeping_pc, cfg.page_gva[i], false);
+		GUEST_SYNC4(cfg.mode, PF_Y, i, 0);
+
+		GUEST_ASSERT(!v->preempted);
+		GUEST_ASSERT_EQ(val, expected(i));
+		GUEST_ASSERT_EQ(v->np_count, i + 1);
+
+		/* Control: the same access again, on a page surely mapped. */
+		val = run_el0(cfg.code_gva, cfg.page_gva[i], false);
+		GUEST_SYNC4(cfg.mode, PF_Z, i, 0);
+		GUEST_ASSERT(!v->preempted);
+		GUEST_ASSERT_EQ(val, expected(i));
+	}
+
+	guest_settle(50);
+	GUEST_ASSERT_EQ(v->np_count, cfg.nr_pages);
+	GUEST_ASSERT_EQ(v->ready_count, cfg.nr_pages);
+	GUEST_SYNC4(cfg.mode, PF_END, v->np_count, v->ready_count);
+}
+
 static void guest_multi(struct vstate *v)
 {
 	u64 sleeping[MAX_PAGES], seen = 0;
@@ -552,6 +629,9 @@ static void guest_code(void)
 		break;
 	case MODE_RESTORE:
 		guest_restore(v);
+		break;
+	case MODE_PREFAULT:
+		guest_prefault(v);
 		break;
 	default:
 		GUEST_FAIL("bad mode %u", cfg.mode);
@@ -762,6 +842,94 @@ static void subtest_main_flow(void *arg)
 	TEST_ASSERT(iters > 0, "the other task did not run while pages were remote");
 }
 
+static void print_deltas(char *buf, size_t size, const u64 *d, u32 n)
+{
+	size_t len = 0;
+	u32 i;
+
+	buf[0] = 0;
+	for (i = 0; i < n && len < size; i++)
+		len += snprintf(buf + len, size - len, "%s%lu", i ? " " : "", d[i]);
+}
+
+/*
+ * The vCPU's "exits" stat at the guest's syncs. Between two consecutive
+ * syncs it grows by one for the second sync's own exit, plus one for each
+ * stage-2 fault (or other exit) in between: a delta of 1 around the woken
+ * task's first access means the access did not exit, i.e. the page was
+ * mapped before page-ready. A host timer tick can add an exit now and
+ * then: one page of PREFAULT_PAGES with a delta of 1 is required.
+ */
+static void subtest_prefault(void *arg)
+{
+	u64 delta[PREFAULT_PAGES] = {}, control[PREFAULT_PAGES] = {};
+	u64 exits, last = 0, base = 0, np = 0, ready = 0, stage, page;
+	u64 prev_stage = 0, prev_page = 0;
+	struct e2e_params p = defaults;
+	char dbuf[128], cbuf[128];
+	u32 i, silent = 0;
+	struct e2e_vm e;
+	struct ucall uc;
+
+	p.mode = MODE_PREFAULT;
+	p.nr_pages = PREFAULT_PAGES;
+	e2e_create(&e, &p);
+	while (apf_run_to_ucall(e.vcpus[0], &uc) == UCALL_SYNC) {
+		exits = vcpu_get_stat(e.vcpus[0], exits);
+		TEST_ASSERT_EQ(uc.args[0], p.mode);
+		stage = uc.args[1];
+		page = uc.args[2];
+		switch (stage) {
+		case PF_BASE_X:
+		case PF_X:
+			break;
+		case PF_BASE_Y:
+			TEST_ASSERT_EQ(prev_stage, PF_BASE_X);
+			base = exits - last;
+			break;
+		case PF_Y:
+			TEST_ASSERT(prev_stage == PF_X && prev_page == page &&
+				    page < PREFAULT_PAGES,
+				    "sync Y of page %lu after stage %lu of page %lu",
+				    page, prev_stage, prev_page);
+			delta[page] = exits - last;
+			break;
+		case PF_Z:
+			TEST_ASSERT(prev_stage == PF_Y && prev_page == page,
+				    "sync Z of page %lu after stage %lu of page %lu",
+				    page, prev_stage, prev_page);
+			control[page] = exits - last;
+			break;
+		case PF_END:
+			np = uc.args[2];
+			ready = uc.args[3];
+			break;
+		default:
+			TEST_FAIL("unknown prefault stage %lu", stage);
+		}
+		prev_stage = stage;
+		prev_page = page;
+		last = exits;
+	}
+	e2e_destroy(&e, false);
+	TEST_ASSERT(!uffd_copy_errors, "%lu userfaultfd copies failed", uffd_copy_errors);
+	TEST_ASSERT_EQ(prev_stage, PF_END);
+	TEST_ASSERT_EQ(np, p.nr_pages);
+	TEST_ASSERT_EQ(ready, p.nr_pages);
+
+	print_deltas(dbuf, sizeof(dbuf), delta, PREFAULT_PAGES);
+	print_deltas(cbuf, sizeof(cbuf), control, PREFAULT_PAGES);
+	printf("# prefault: exits from sync X to sync Y (1 = Y's own exit only): baseline (no fault) %lu; woken task's first access, per page: %s; the same access again: %s\n",
+	       base, dbuf, cbuf);
+	for (i = 0; i < PREFAULT_PAGES; i++) {
+		TEST_ASSERT(delta[i] >= 1, "page %u: exits did not count sync Y", i);
+		silent += delta[i] == 1;
+	}
+	TEST_ASSERT(silent > 0,
+		    "every woken task's first access exited (exits %s, control %s): the page was not mapped at stage 2 before page-ready",
+		    dbuf, cbuf);
+}
+
 static void subtest_multi(void *arg)
 {
 	struct e2e_params p = defaults;
@@ -942,6 +1110,8 @@ struct subtest {
 static const struct subtest subtests[] = {
 	{ "main_flow: np, other task runs, ready, same token, one pair per page",
 	  subtest_main_flow, NULL, 300 },
+	{ "prefault: the woken task's first access to its page does not exit",
+	  subtest_prefault, NULL, 300 },
 	{ "multi_outstanding: 8 sleeping tasks, ready on an SPI, each token once",
 	  subtest_multi, NULL, 300 },
 	{ "refault_blocks: re-fault on a pending page blocks, no second np",
