@@ -133,6 +133,31 @@ unsafe fn detach_all(kvm: *mut Kvm) {
     }
 }
 
+/// Whether a vCPU of `kvm` has the feature enabled by its guest, or owes
+/// its guest a page-ready (announced tokens, a queued `WAKE_ALL`): turning
+/// the feature off then would leave guest tasks asleep for ever.
+///
+/// # Safety
+///
+/// `kvm` is live and all its vCPU mutexes are held.
+unsafe fn guest_uses_feature(kvm: *mut Kvm) -> bool {
+    // SAFETY: by the function's contract.
+    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
+    (0..n).any(|i| {
+        // SAFETY: `i` is below the number of online vCPUs.
+        let vcpu = unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) };
+        if vcpu.is_null() {
+            return false;
+        }
+        // SAFETY: a live vCPU whose mutex is held (function contract).
+        let Some(apf) = (unsafe { borrow(vcpu) }) else {
+            return false;
+        };
+        let core = apf.core.lock();
+        core.state.is_enabled() || core.state.outstanding() > 0 || core.state.ready_waiting()
+    })
+}
+
 fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
     let mut vms = VMS.lock();
     if vms.iter().any(|e| e.kvm == kvm as usize) {
@@ -178,9 +203,15 @@ extern "C" fn kvm_apf_rs_enable_cap(
         Ok(CapRequest::Enable(cfg)) => enable(kvm, cfg),
         Ok(CapRequest::Disable) => {
             // SAFETY: KVM holds every vCPU mutex.
-            unsafe { detach_all(kvm) };
-            forget_vm(kvm);
-            Ok(())
+            if unsafe { guest_uses_feature(kvm) } {
+                // The guest would never hear of the tokens it waits for.
+                Err(EBUSY)
+            } else {
+                // SAFETY: KVM holds every vCPU mutex.
+                unsafe { detach_all(kvm) };
+                forget_vm(kvm);
+                Ok(())
+            }
         }
     };
     match res {

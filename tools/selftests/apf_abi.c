@@ -57,6 +57,7 @@ enum {
 	C_SET_RECORD_WHILE_ENABLED_UNTOUCHED,
 	C_VERSION_WHILE_ENABLED,
 	C_HOST_STATE_ENABLED,		/* host-side check at this point */
+	C_VMM_DISABLE_GUEST_ENABLED,	/* host-side check at this point */
 	C_DISABLE_OK,
 	C_DISABLE_WAKE_ALL,
 	C_DISABLE_ACK_READY_0,
@@ -64,6 +65,7 @@ enum {
 	C_REENABLE_OK,
 	C_DISABLE_QUEUED,
 	C_DISABLE_QUEUED_ACK_READY_1,
+	C_VMM_DISABLE_WAKE_ALL_QUEUED,	/* host-side check at this point */
 	C_ACK_READY_QUEUED,
 	C_ACK_READY_QUEUED_WAKE_ALL,
 	C_ACK_READY_QUEUED_ACK_READY_0,
@@ -71,6 +73,8 @@ enum {
 	C_DISABLE_AGAIN,
 	C_SET_RECORD_UNREGISTER_OK,
 	C_ENABLE_AFTER_UNREGISTER,
+	C_VMM_DISABLE_OK,		/* host-side check at this point */
+	C_VERSION_AFTER_VMM_DISABLE,
 	C_NR,
 
 	/* The VM whose VMM hid the function. */
@@ -130,6 +134,10 @@ static const char * const names[C_HIDDEN_NR] = {
 	[C_DISABLE_AGAIN]		= "DISABLE while disabled (after the handshake) returns NOT_REQUIRED",
 	[C_SET_RECORD_UNREGISTER_OK]	= "SET_RECORD(~0) while disabled returns SUCCESS",
 	[C_ENABLE_AFTER_UNREGISTER]	= "ENABLE after unregistering the record returns NOT_REQUIRED",
+	[C_VMM_DISABLE_GUEST_ENABLED]	= "host: KVM_ENABLE_CAP(disable) while the guest has it enabled fails with EBUSY",
+	[C_VMM_DISABLE_WAKE_ALL_QUEUED]	= "host: KVM_ENABLE_CAP(disable) while a WAKE_ALL is queued fails with EBUSY",
+	[C_VMM_DISABLE_OK]		= "host: KVM_ENABLE_CAP(disable) once the guest is done succeeds",
+	[C_VERSION_AFTER_VMM_DISABLE]	= "VERSION after the VMM disabled the feature returns NOT_SUPPORTED",
 	[C_HIDDEN_FEATURES_X2]		= "hidden: FEATURES x2 has bit 2 clear",
 	[C_HIDDEN_FEATURES_2]		= "hidden: FEATURES_2 does not advertise function 66",
 	[C_HIDDEN_VERSION]		= "hidden: VERSION returns NOT_SUPPORTED",
@@ -216,6 +224,8 @@ static void guest_code(void)
 
 	/* Still the first record (a refused SET_RECORD changes nothing). */
 	GUEST_SYNC3(C_HOST_STATE_ENABLED, 0, APF_STATE_FLAG_ENABLED);
+	/* The host tries to turn the feature off under the guest's feet. */
+	GUEST_SYNC3(C_VMM_DISABLE_GUEST_ENABLED, 0, EBUSY);
 
 	/*
 	 * DISABLE with ready_token clear: WAKE_ALL is delivered at once. The
@@ -231,6 +241,8 @@ static void guest_code(void)
 	CHECK(C_REENABLE_OK, apf_hvc0(APF_OP_ENABLE, 0), APF_SUCCESS);
 	CHECK(C_DISABLE_QUEUED, apf_hvc0(APF_OP_DISABLE, 0), APF_SUCCESS);
 	CHECK(C_DISABLE_QUEUED_ACK_READY_1, READ_ONCE(record.ack_ready), 1);
+	/* A WAKE_ALL the guest has not received yet: still in use. */
+	GUEST_SYNC3(C_VMM_DISABLE_WAKE_ALL_QUEUED, 0, EBUSY);
 
 	/* The handler's handshake: clear, then ring (allowed while disabled). */
 	WRITE_ONCE(record.ready_token, 0);
@@ -244,6 +256,10 @@ static void guest_code(void)
 	CHECK(C_SET_RECORD_UNREGISTER_OK, apf_hvc0(APF_OP_SET_RECORD, APF_RECORD_UNREGISTER),
 	      APF_SUCCESS);
 	CHECK(C_ENABLE_AFTER_UNREGISTER, apf_hvc0(APF_OP_ENABLE, 0), APF_NOT_REQUIRED);
+
+	/* Nothing left that the guest waits for: the VMM may turn it off. */
+	GUEST_SYNC3(C_VMM_DISABLE_OK, 0, 0);
+	CHECK(C_VERSION_AFTER_VMM_DISABLE, apf_hvc0(APF_OP_VERSION, 0), APF_NOT_SUPPORTED);
 
 	GUEST_DONE();
 }
@@ -281,6 +297,17 @@ static void run_guest(struct kvm_vm *vm, struct kvm_vcpu *vcpu)
 					 st.flags == uc.args[2],
 					 "%s (ret %d gpa 0x%llx flags 0x%llx)\n", names[c],
 					 ret, st.record_gpa, st.flags);
+			continue;
+		}
+		if (c == C_VMM_DISABLE_GUEST_ENABLED || c == C_VMM_DISABLE_WAKE_ALL_QUEUED ||
+		    c == C_VMM_DISABLE_OK) {
+			ret = __apf_enable_cap(vm, 0, 0, 0, 0);
+			if (!uc.args[2])
+				ksft_test_result(!ret, "%s (ret %d errno %d)\n", names[c], ret,
+						 ret ? errno : 0);
+			else
+				apf_report_errno(ret, (int)uc.args[2], (int)uc.args[2], "%s",
+						 names[c]);
 			continue;
 		}
 		apf_report_eq(uc.args[1], uc.args[2], "guest: %s", names[c]);
