@@ -115,6 +115,21 @@ unsafe fn detach(vcpu: *mut KvmVcpu) {
     apf.quiesce();
 }
 
+/// The online vCPUs of `kvm`.
+///
+/// # Safety
+///
+/// `kvm` is live and the set of its vCPUs cannot change while the iterator
+/// is used (all vCPU mutexes held, or `kvm->lock`).
+unsafe fn vcpus(kvm: *mut Kvm) -> impl Iterator<Item = *mut KvmVcpu> {
+    // SAFETY: by the function's contract.
+    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
+    (0..n)
+        // SAFETY: `i` is below the number of online vCPUs.
+        .map(move |i| unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) })
+        .filter(|vcpu| !vcpu.is_null())
+}
+
 /// Detaches every vCPU of `kvm`.
 ///
 /// # Safety
@@ -122,14 +137,9 @@ unsafe fn detach(vcpu: *mut KvmVcpu) {
 /// `kvm` is live and all its vCPU mutexes are held (or its vCPUs are gone).
 unsafe fn detach_all(kvm: *mut Kvm) {
     // SAFETY: by the function's contract.
-    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
-    for i in 0..n {
-        // SAFETY: `i` is below the number of online vCPUs.
-        let vcpu = unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) };
-        if !vcpu.is_null() {
-            // SAFETY: by the function's contract.
-            unsafe { detach(vcpu) };
-        }
+    for vcpu in unsafe { vcpus(kvm) } {
+        // SAFETY: by the function's contract.
+        unsafe { detach(vcpu) };
     }
 }
 
@@ -142,13 +152,7 @@ unsafe fn detach_all(kvm: *mut Kvm) {
 /// `kvm` is live and all its vCPU mutexes are held.
 unsafe fn guest_uses_feature(kvm: *mut Kvm) -> bool {
     // SAFETY: by the function's contract.
-    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
-    (0..n).any(|i| {
-        // SAFETY: `i` is below the number of online vCPUs.
-        let vcpu = unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) };
-        if vcpu.is_null() {
-            return false;
-        }
+    unsafe { vcpus(kvm) }.any(|vcpu| {
         // SAFETY: a live vCPU whose mutex is held (function contract).
         let Some(apf) = (unsafe { borrow(vcpu) }) else {
             return false;
@@ -167,13 +171,7 @@ fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
     drop(vms);
 
     // SAFETY: KVM calls enable_cap with every vCPU mutex held.
-    let n = unsafe { ffi::kvm_apf_shim_nr_vcpus(kvm) };
-    for i in 0..n {
-        // SAFETY: `i` is below the number of online vCPUs.
-        let vcpu = unsafe { ffi::kvm_apf_shim_get_vcpu(kvm, i) };
-        if vcpu.is_null() {
-            continue;
-        }
+    for vcpu in unsafe { vcpus(kvm) } {
         // SAFETY: vCPU mutex held; state is NULL while the VM is disabled.
         if let Err(e) = unsafe { attach(vcpu, cfg) } {
             // SAFETY: vCPU mutexes held.
