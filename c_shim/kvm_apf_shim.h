@@ -11,12 +11,12 @@
 
 struct kvm;
 struct kvm_vcpu;
-struct workqueue_struct;
+struct work_struct;
 
 /* Module lifetime: workqueue and provider registration. */
 int kvm_apf_shim_init(void);
 void kvm_apf_shim_exit(void);
-struct workqueue_struct *kvm_apf_shim_wq(void);
+bool kvm_apf_shim_queue_work(struct work_struct *work);
 
 /* VM and vCPU accessors. */
 struct kvm *kvm_apf_shim_vcpu_kvm(struct kvm_vcpu *vcpu);

@@ -9,7 +9,7 @@ use kernel::{
     workqueue::{
         impl_has_work,
         new_work,
-        Queue,
+        RawWorkItem,
         Work,
         WorkItem, //
     },
@@ -51,11 +51,16 @@ impl FaultWork {
     /// Queues the item on the module's workqueue. The caller has reserved a
     /// completion slot with [`VcpuApf::reserve_work`].
     pub(crate) fn queue(this: Pin<KBox<Self>>) {
-        // SAFETY: the shim allocates the workqueue at module init and only
-        // destroys it at module exit, after every VM (and so every item) is
-        // gone; it is valid for the whole life of the module.
-        let wq = unsafe { Queue::from_raw(ffi::kvm_apf_shim_wq()) };
-        wq.enqueue(this);
+        let queue_elsewhere = |work: *mut kernel::bindings::work_struct| {
+            // SAFETY: `__enqueue` passes the item's live `work_struct`.
+            unsafe { ffi::kvm_apf_shim_queue_work(work) }
+        };
+        // SAFETY: the closure does what `Queue::enqueue` does, only on a CPU
+        // of the shim's choice: it hands the pointer straight to
+        // `queue_work_on()` on the shim's workqueue, which is allocated at
+        // module init and destroyed at module exit, after every VM (and so
+        // every item) is gone; `__enqueue` keeps the item alive until `run`.
+        unsafe { <Pin<KBox<Self>> as RawWorkItem<0>>::__enqueue(this, queue_elsewhere) };
     }
 }
 

@@ -27,7 +27,7 @@ extern "C" {
     // c_shim/kvm_apf_shim.c
     pub(crate) fn kvm_apf_shim_init() -> c_int;
     pub(crate) fn kvm_apf_shim_exit();
-    pub(crate) fn kvm_apf_shim_wq() -> *mut kernel::bindings::workqueue_struct;
+    pub(crate) fn kvm_apf_shim_queue_work(work: *mut kernel::bindings::work_struct) -> bool;
     pub(crate) fn kvm_apf_shim_vcpu_kvm(vcpu: *mut KvmVcpu) -> *mut Kvm;
     pub(crate) fn kvm_apf_shim_vcpu_state(vcpu: *mut KvmVcpu) -> *mut c_void;
     pub(crate) fn kvm_apf_shim_set_vcpu_state(vcpu: *mut KvmVcpu, state: *mut c_void);
