@@ -83,7 +83,7 @@
  *      loaded_nocap  module loaded, capability not enabled on the VM;
  *      unloaded      kvm_apf unloaded (delete_module) -- the patched kernel
  *                    without a provider.
- *    Three rounds, alternating; each figure is the second of two runs (the
+ *    Five rounds, alternating; each figure is the second of two runs (the
  *    first is thrown away: see present_measure()); the median of each;
  *    ratio loaded_cap / unloaded. The module is loaded again (finit_module /kvm_apf.ko) after
  *    each "unloaded" run, so the system ends as it began.
@@ -110,7 +110,7 @@
 #define SAMPLE_PERIOD_US	100
 #define CTRL_MS			30
 #define WAIT_MS			10000	/* bound on one wait for page-ready */
-#define PRESENT_ROUNDS		3
+#define PRESENT_ROUNDS		5
 #define SETTLE_S		2	/* after a module unload or load */
 #define SERIES_POINTS		250	/* printed points per series, at most */
 #define PATTERN			0x5a5aa5a5c3c33c3cUL
@@ -647,7 +647,7 @@ static double ratio(double a, double b)
 	return b > 0 ? a / b : 0;
 }
 
-static double median3(double *v, int n)
+static double median(double *v, int n)
 {
 	double s[PRESENT_ROUNDS], x;
 	int i, j;
@@ -851,8 +851,8 @@ int main(int argc, char *argv[])
 
 	/* ---- Table and verdicts */
 	{
-		double m_cap = median3(rate_cap, n_cap), m_nocap = median3(rate_nocap, n_nocap);
-		double m_unl = median3(rate_unl, n_unl);
+		double m_cap = median(rate_cap, n_cap), m_nocap = median(rate_nocap, n_nocap);
+		double m_unl = median(rate_unl, n_unl);
 		double rate_ratio = ratio(m_cap, m_unl), rate_ratio_nocap = ratio(m_nocap, m_unl);
 		double ex_net = ratio(exits_net_sum, np_sum), ex_raw = ratio(exits_raw_sum, np_sum);
 
