@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * apf_abi: the guest side of the async page fault ABI (contract/guest-abi.md),
+ * apf_abi: the guest side of the async page fault ABI (Documentation/async-pf.rst),
  * one checked case per call and argument, in a VM whose VMM enabled
  * KVM_CAP_ARM_ASYNC_PF: discovery, VERSION, GET_CONFIG, SET_RECORD (refused
  * while enabled, initialises the record), ENABLE, DISABLE and its WAKE_ALL,

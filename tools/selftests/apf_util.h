@@ -5,9 +5,9 @@
  * The tests are built inside the 7.3 tree's tools/testing/selftests/kvm/arm64/
  * with the stock rules, against the UAPI headers of the patched kernel. Until
  * the patch series has landed those headers lack the async page fault names:
- * every UAPI constant and struct of the contract (contract/kvm_async_pf.h)
+ * every UAPI constant and struct of the series (c_shim/patches)
  * has a fallback here so the tests build either way. The guest ABI
- * (contract/guest-abi.md: operations, return codes, record layout) is not
+ * (Documentation/async-pf.rst: operations, return codes, record layout) is not
  * UAPI and is defined here under APF_* names.
  */
 #ifndef SELFTEST_KVM_APF_UTIL_H
@@ -88,7 +88,7 @@ struct kvm_arm_async_pf_state {
 /* SDEI_VERSION (SMC64 form): the provider answers the SDEI range. */
 #define APF_SDEI_VERSION_FUNC_ID	0xC4000020U
 
-/* ---- Guest ABI (contract/guest-abi.md, rust/logic/hypercall.rs) */
+/* ---- Guest ABI (Documentation/async-pf.rst, rust/logic/hypercall.rs) */
 
 #define APF_FUNC_ID		ARM_SMCCC_VENDOR_HYP_KVM_ASYNC_PF_FUNC_ID
 
