@@ -81,47 +81,38 @@ pub struct GuestWrite {
     pub bytes: [u8; 8],
 }
 
-/// Guest address of the field at `offset` of the record at `record`;
-/// `None` on overflow (the record was checked to be RAM, so this does not
-/// happen for a registered record).
-const fn field_gpa(record: u64, offset: usize) -> Option<u64> {
+/// The write that stores the 8-byte little-endian `word` at `offset` of
+/// the record at `record`; `None` on overflow (the record was checked to be
+/// RAM, so this does not happen for a registered record).
+const fn word_write(record: u64, offset: usize, word: u64) -> Option<GuestWrite> {
     // Lossless: offsets are below RECORD_SIZE.
-    record.checked_add(offset as u64)
-}
-
-/// The write that stores `token` in `not_present_token`.
-pub const fn not_present_write(record: u64, token: Token) -> Option<GuestWrite> {
-    match field_gpa(record, NOT_PRESENT_TOKEN_OFFSET) {
-        Some(gpa) => Some(GuestWrite {
-            gpa,
-            bytes: token.to_le_bytes(),
-        }),
-        None => None,
-    }
-}
-
-/// The write that stores `token` in `ready_token`.
-pub const fn ready_write(record: u64, token: Token) -> Option<GuestWrite> {
-    match field_gpa(record, READY_TOKEN_OFFSET) {
-        Some(gpa) => Some(GuestWrite {
-            gpa,
-            bytes: token.to_le_bytes(),
-        }),
-        None => None,
-    }
-}
-
-/// The write that stores `version` = [`RECORD_VERSION`] and `ack_ready`.
-pub const fn header_write(record: u64, ack_ready: bool) -> Option<GuestWrite> {
-    // version (u32 LE) in the low half, ack_ready in the high half.
-    let word = RECORD_VERSION as u64 | ((ack_ready as u64) << 32);
-    match field_gpa(record, VERSION_OFFSET) {
+    match record.checked_add(offset as u64) {
         Some(gpa) => Some(GuestWrite {
             gpa,
             bytes: word.to_le_bytes(),
         }),
         None => None,
     }
+}
+
+/// The write that stores `token` in `not_present_token`.
+pub const fn not_present_write(record: u64, token: Token) -> Option<GuestWrite> {
+    word_write(record, NOT_PRESENT_TOKEN_OFFSET, token.raw())
+}
+
+/// The write that stores `token` in `ready_token`.
+pub const fn ready_write(record: u64, token: Token) -> Option<GuestWrite> {
+    word_write(record, READY_TOKEN_OFFSET, token.raw())
+}
+
+/// The write that stores `version` = [`RECORD_VERSION`] and `ack_ready`.
+pub const fn header_write(record: u64, ack_ready: bool) -> Option<GuestWrite> {
+    // version (u32 LE) in the low half, ack_ready in the high half.
+    word_write(
+        record,
+        VERSION_OFFSET,
+        RECORD_VERSION as u64 | ((ack_ready as u64) << 32),
+    )
 }
 
 #[cfg(test)]

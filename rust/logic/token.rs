@@ -92,11 +92,6 @@ impl Token {
     pub const fn raw(self) -> u64 {
         self.0
     }
-
-    /// The value as stored in the shared record (little-endian).
-    pub const fn to_le_bytes(self) -> [u8; 8] {
-        self.0.to_le_bytes()
-    }
 }
 
 #[cfg(test)]
