@@ -483,6 +483,16 @@ fn list(a: &Actions) -> Vec<Action> {
 
 const REC: u64 = 0x1000;
 
+/// The actions of a page-ready delivered into the free slot of `REC` with
+/// nothing queued behind it: token, `ack_ready` clear, interrupt.
+fn delivered(token: Token) -> Vec<Action> {
+    vec![
+        Action::WriteReady { record: REC, token },
+        Action::WriteHeader { record: REC, ack_ready: false },
+        Action::SignalReady { intid: 40 },
+    ]
+}
+
 fn tok(gfn: u64) -> Token {
     Token::from_gfn(gfn, PAGE_SHIFT).unwrap()
 }
@@ -550,14 +560,7 @@ fn abi_rows() {
     m.set(REC, 0);
     // Page-ready: delivered directly while the slot is free, no ack asked.
     let a = st.page_ready(0x11, &mut m);
-    assert_eq!(
-        list(&a),
-        vec![
-            Action::WriteReady { record: REC, token: tok(0x11) },
-            Action::WriteHeader { record: REC, ack_ready: false },
-            Action::SignalReady { intid: 40 },
-        ]
-    );
+    assert_eq!(list(&a), delivered(tok(0x11)));
     m.set(REC + 8, tok(0x11).raw());
     // Slot busy: queued, ack_ready set.
     let a = st.page_ready(0x10, &mut m);
@@ -570,14 +573,7 @@ fn abi_rows() {
     m.set(REC + 8, 0);
     let (rc, a) = call(&mut st, &mut m, 5, 0);
     assert_eq!(rc, SUCCESS);
-    assert_eq!(
-        list(&a),
-        vec![
-            Action::WriteReady { record: REC, token: tok(0x10) },
-            Action::WriteHeader { record: REC, ack_ready: false },
-            Action::SignalReady { intid: 40 },
-        ]
-    );
+    assert_eq!(list(&a), delivered(tok(0x10)));
     m.set(REC + 8, tok(0x10).raw());
     // Slots: 2 outstanding + a full table.
     for gfn in [0x12, 0x13, 0x14, 0x15] {
@@ -597,14 +593,7 @@ fn abi_rows() {
     m.set(REC + 8, 0);
     let (rc, a) = call(&mut st, &mut m, 5, 0);
     assert_eq!(rc, SUCCESS);
-    assert_eq!(
-        list(&a),
-        vec![
-            Action::WriteReady { record: REC, token: Token::WAKE_ALL },
-            Action::WriteHeader { record: REC, ack_ready: false },
-            Action::SignalReady { intid: 40 },
-        ]
-    );
+    assert_eq!(list(&a), delivered(Token::WAKE_ALL));
     m.set(REC + 8, 0);
     assert_eq!(call(&mut st, &mut m, 5, 0).0, NOT_REQUIRED);
     assert_eq!(st.counters().wake_all, 1);
