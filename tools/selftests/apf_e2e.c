@@ -302,6 +302,17 @@ static void guest_settle(u64 ms)
 		cpu_relax();
 }
 
+/*
+ * Wait long enough for a late or duplicate notification to arrive, then
+ * check how many of each the guest received.
+ */
+static void assert_settled_counts(struct vstate *v, u64 np, u64 ready)
+{
+	guest_settle(50);
+	GUEST_ASSERT_EQ(v->np_count, np);
+	GUEST_ASSERT_EQ(v->ready_count, ready);
+}
+
 static void guest_apf_setup(u32 cpu)
 {
 	gic_init(GIC_V3, cfg.nr_vcpus);
@@ -356,9 +367,7 @@ static void guest_main_flow(struct vstate *v)
 		GUEST_ASSERT(!v->preempted);
 		GUEST_ASSERT_EQ(val, expected(i));
 	}
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, cfg.nr_pages);
-	GUEST_ASSERT_EQ(v->ready_count, cfg.nr_pages);
+	assert_settled_counts(v, cfg.nr_pages, cfg.nr_pages);
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, total_iters);
 }
 
@@ -415,9 +424,7 @@ static void guest_prefault(struct vstate *v)
 		GUEST_ASSERT_EQ(val, expected(i));
 	}
 
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, cfg.nr_pages);
-	GUEST_ASSERT_EQ(v->ready_count, cfg.nr_pages);
+	assert_settled_counts(v, cfg.nr_pages, cfg.nr_pages);
 	GUEST_SYNC4(cfg.mode, PF_END, v->np_count, v->ready_count);
 }
 
@@ -450,9 +457,7 @@ static void guest_multi(struct vstate *v)
 		GUEST_ASSERT(!v->preempted);
 		GUEST_ASSERT_EQ(val, expected(i));
 	}
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, cfg.nr_pages);
-	GUEST_ASSERT_EQ(v->ready_count, cfg.nr_pages);
+	assert_settled_counts(v, cfg.nr_pages, cfg.nr_pages);
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, iters);
 }
 
@@ -480,9 +485,7 @@ static void guest_refault(struct vstate *v)
 
 	val = run_el0(cfg.code_gva, cfg.page_gva[0], false);
 	GUEST_ASSERT_EQ(val, expected(0));
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, 1);
-	GUEST_ASSERT_EQ(v->ready_count, 1);
+	assert_settled_counts(v, 1, 1);
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, blocked_ms);
 }
 
@@ -536,9 +539,7 @@ static void guest_el1_notify(struct vstate *v)
 	GUEST_ASSERT(!v->np_from_el0[0]);
 	run_other_task_until_ready(v, 1);
 	GUEST_ASSERT_EQ(v->ready_token[0], cfg.token[0]);
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, 1);
-	GUEST_ASSERT_EQ(v->ready_count, 1);
+	assert_settled_counts(v, 1, 1);
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, 0);
 }
 
@@ -564,9 +565,7 @@ static void guest_table_full(struct vstate *v)
 	val = run_el0(v->sleeping_pc, cfg.page_gva[0], false);
 	GUEST_ASSERT(!v->preempted);
 	GUEST_ASSERT_EQ(val, expected(0));
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, 1);
-	GUEST_ASSERT_EQ(v->ready_count, 1);
+	assert_settled_counts(v, 1, 1);
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, 0);
 }
 
@@ -589,9 +588,7 @@ static void guest_restore(struct vstate *v)
 	/* Restoring an enabled state wakes every waiting task: WAKE_ALL. */
 	run_other_task_until_ready(v, 1);
 	GUEST_ASSERT_EQ(v->ready_token[0], APF_WAKE_ALL);
-	guest_settle(50);
-	GUEST_ASSERT_EQ(v->np_count, 0);
-	GUEST_ASSERT_EQ(v->ready_count, 1);
+	assert_settled_counts(v, 0, 1);
 	GUEST_SYNC4(cfg.mode, v->np_count, v->ready_count, 0);
 }
 
