@@ -2,7 +2,7 @@
 /*
  * The C side of kvm_apf.ko as the Rust side sees it: opaque pointers and
  * plain integers only, so that no KVM structure layout leaks into Rust.
- * rust/ffi.rs declares exactly these functions.
+ * rust/kvm_apf/ffi.rs declares exactly these functions.
  */
 #ifndef KVM_APF_SHIM_H
 #define KVM_APF_SHIM_H
@@ -35,7 +35,7 @@ void kvm_apf_shim_trace_ready(struct kvm_vcpu *vcpu, u64 token);
 void kvm_apf_shim_trace_sync(struct kvm_vcpu *vcpu, u64 ipa, u32 reason);
 
 /*
- * Implemented in Rust (rust/provider.rs), called from the KVM hooks below
+ * Implemented in Rust (rust/kvm_apf/provider.rs), called from the KVM hooks below
  * with the arguments already unpacked. Same contracts as the ops in
  * <asm/kvm_async_pf.h>.
  */

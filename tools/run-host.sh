@@ -12,6 +12,10 @@ plan=$1
 log=$2
 tmo=${3:-2400}
 
+# One emulated host at a time on this machine (2 cores): wait for any other.
+exec 9>"$APF_CACHE/run-host.lock"
+flock 9
+
 kbuild=$(kernel_build_dir)
 image=$kbuild/arch/arm64/boot/Image
 [ -f "$image" ] || die "no kernel Image at $image" "run tools/build-kernel.sh"

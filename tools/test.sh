@@ -25,7 +25,7 @@ tally() { # tally PASSED FAILED SKIPPED WHAT
 step "level 1: host cargo test (pure logic)"
 log=$APF_CACHE/cargo-test.log
 set +e
-cargo test --manifest-path "$APF_ROOT/rust/host/Cargo.toml" 2>&1 | tee "$log" | grep -E '^(test result|running|error)|FAILED|panicked'
+cargo test --manifest-path "$APF_ROOT/rust/logic_tests/Cargo.toml" 2>&1 | tee "$log" | grep -E '^(test result|running|error)|FAILED|panicked'
 cargo_rc=${PIPESTATUS[0]}
 set -e
 # sum N: the sum of the numbers on stdin (0 for none).

@@ -2,7 +2,7 @@
 
 //! Pure logic of the async page fault module: no `kernel` crate, only
 //! `core` and `zerocopy`, so the same files also build as the host crate
-//! `rust/host` for `cargo test` and property tests.
+//! `rust/logic_tests` for `cargo test` and property tests.
 
 // The items are `pub` because these files are also the public API of the
 // host test crate; in the module they sit in a private module, and the glue

@@ -12,6 +12,7 @@ use kernel::prelude::*;
 
 mod fault_work;
 mod ffi;
+#[path = "../logic/mod.rs"]
 mod logic;
 mod logic_kunit;
 mod provider;
