@@ -37,13 +37,23 @@ fi
 
 # APF_KERNEL_ARGS: extra kernel command line for the emulated host (e.g.
 # "lockdep.prove_locking=0 kmemleak=off" to see what the debug options cost).
-info "booting (console log: $log, limit ${tmo}s)"
+# APF_CLOCK=icount: the emulated host's clock counts instructions (1 ns
+# each, idle time skipped), so timings measure the code path whatever else
+# the machine runs; wall (default): QEMU follows the real clock. The choice
+# reaches the host's userspace as apf_clock= on the kernel command line.
+clock=${APF_CLOCK:-wall}
+case "$clock" in
+icount) clock_opts=(-icount shift=0,sleep=off) ;;
+wall) clock_opts=() ;;
+*) die "APF_CLOCK=$clock" "use APF_CLOCK=icount or APF_CLOCK=wall" ;;
+esac
+info "booting (console log: $log, limit ${tmo}s, clock: $clock)"
 set +e
 timeout --foreground -k 10 "$tmo" qemu-system-aarch64 \
 	-machine virt,virtualization=on,gic-version=3 -cpu max -smp 2 -m 2048 \
-	-nographic -nic none -no-reboot \
+	-nographic -nic none -no-reboot "${clock_opts[@]}" \
 	-kernel "$image" -initrd "$initrd" \
-	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe ${APF_KERNEL_ARGS:-}" \
+	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe apf_clock=$clock ${APF_KERNEL_ARGS:-}" \
 	</dev/null 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
