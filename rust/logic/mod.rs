@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Pure logic of the async page fault module: no `kernel` crate, only
+//! Pure logic of the async page fault modules (the host's `kvm_apf` and
+//! the guest's `kvm_apf_guest`): no `kernel` crate, only
 //! `core` and `zerocopy`, so the same files also build as the host crate
 //! `rust/logic_tests` for `cargo test` and property tests.
 
@@ -12,7 +13,9 @@
 pub(crate) mod completion_queue;
 pub(crate) mod config;
 pub(crate) mod gfn_table;
+pub(crate) mod guest_abi;
 pub(crate) mod hypercall;
 pub(crate) mod record;
+pub(crate) mod sleepers;
 pub(crate) mod token;
 pub(crate) mod vcpu_state;

@@ -13,10 +13,14 @@ pub mod completion_queue;
 pub mod config;
 #[path = "../../logic/gfn_table.rs"]
 pub mod gfn_table;
+#[path = "../../logic/guest_abi.rs"]
+pub mod guest_abi;
 #[path = "../../logic/hypercall.rs"]
 pub mod hypercall;
 #[path = "../../logic/record.rs"]
 pub mod record;
+#[path = "../../logic/sleepers.rs"]
+pub mod sleepers;
 #[path = "../../logic/token.rs"]
 pub mod token;
 #[path = "../../logic/vcpu_state.rs"]
