@@ -78,6 +78,38 @@ else
 	info "extracted"
 fi
 
+step "aarch64 Rust std (libstd-rust-web-dev:arm64, for tools/vmm)"
+# The VMM is built with rustc-web for aarch64, statically, against Debian's
+# arm64 std of exactly the same version, through a sysroot of three links.
+RUST_ARM64=$APF_TOOLS/rust-arm64
+rust_ver=$(dpkg-query -W -f='${Version}' rustc-web)
+if [ "$(cat "$RUST_ARM64/version" 2>/dev/null)" = "$rust_ver" ] &&
+	[ -d "$RUST_ARM64/sysroot/lib/rustlib/aarch64-unknown-linux-gnu/lib" ]; then
+	info "present ($rust_ver)"
+else
+	lists=$APF_TOOLS/apt-arm64/lists
+	mkdir -p "$lists/partial" "$RUST_ARM64/dl"
+	opts=(-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Dir::State::Lists="$lists")
+	rm -f "$RUST_ARM64"/dl/*.deb
+	if ! (cd "$RUST_ARM64/dl" && apt-get "${opts[@]}" download "libstd-rust-web-dev:arm64=$rust_ver" >/dev/null 2>&1); then
+		apt-get "${opts[@]}" update -q >/dev/null ||
+			die "apt-get update for arm64 lists failed" "check the Debian archive is reachable"
+		(cd "$RUST_ARM64/dl" && apt-get "${opts[@]}" download "libstd-rust-web-dev:arm64=$rust_ver" >/dev/null) ||
+			die "apt-get download libstd-rust-web-dev:arm64=$rust_ver failed" "it must match rustc-web $rust_ver exactly"
+	fi
+	rm -rf "$RUST_ARM64/root" "$RUST_ARM64/sysroot"
+	dpkg-deb -x "$RUST_ARM64"/dl/libstd-rust-web-dev_*_arm64.deb "$RUST_ARM64/root"
+	mkdir -p "$RUST_ARM64/sysroot/lib/rustlib"
+	ln -s "$RUST_ARM64/root/usr/lib/rustlib/aarch64-unknown-linux-gnu" "$RUST_ARM64/sysroot/lib/rustlib/"
+	ln -s /usr/lib/rustlib/x86_64-unknown-linux-gnu "$RUST_ARM64/sysroot/lib/rustlib/"
+	ln -s /usr/lib/rustlib/src "$RUST_ARM64/sysroot/lib/rustlib/src"
+	[ -d "$RUST_ARM64/sysroot/lib/rustlib/aarch64-unknown-linux-gnu/lib" ] ||
+		die "libstd-rust-web-dev:arm64 has no usr/lib/rustlib/aarch64-unknown-linux-gnu/lib"
+	rm -rf "$RUST_ARM64/dl"
+	echo "$rust_ver" >"$RUST_ARM64/version"
+	info "extracted ($rust_ver), sysroot $RUST_ARM64/sysroot"
+fi
+
 step "kernel source $KSRC_PKG $KSRC_VERSION"
 KSRC_TARBALL=$APF_TOOLS/linux-source-7.3.tar.xz
 if [ -f "$KSRC_TARBALL" ]; then
