@@ -31,3 +31,14 @@ file "$bin" 2>/dev/null | grep -q 'statically linked' ||
 	{ command -v file >/dev/null && die "$bin is not statically linked"; }
 install -m 0755 "$bin" "$out/bin/apf-vmm"
 info "$out/bin/apf-vmm ($(du -h "$out/bin/apf-vmm" | cut -f1))"
+
+# The smoke-test guest payload: static busybox and tools/vmm/smoke-init.
+step "VMM smoke-test initramfs"
+[ -x "$APF_TOOLS/busybox" ] || die "no static arm64 busybox in $APF_TOOLS" "run tools/setup.sh"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work"/{bin,proc,sys,dev,tmp}
+cp "$APF_TOOLS/busybox" "$work/bin/busybox"
+install -m 0755 "$APF_ROOT/tools/vmm/smoke-init" "$work/init"
+(cd "$work" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/bin/vmm-smoke.cpio.gz"
+info "$out/bin/vmm-smoke.cpio.gz"

@@ -33,6 +33,17 @@ cp "$plan" "$root/plan"
 if [ -d "$APF_CACHE/selftests/bin" ]; then
 	cp -r "$APF_CACHE/selftests/bin/." "$root/tests/"
 fi
+# The VMM (tools/build-vmm.sh) beside the tests; an L2 guest's payload
+# ($APF_CACHE/l2) in /l2, with this same Image as its kernel, only for a plan
+# that boots one (it mentions /l2/): the Image makes the initramfs larger.
+if [ -d "$APF_CACHE/vmm/bin" ]; then
+	cp -r "$APF_CACHE/vmm/bin/." "$root/tests/"
+fi
+if grep -q '/l2/' "$plan"; then
+	mkdir -p "$root/l2"
+	[ -d "$APF_CACHE/l2" ] && cp -r "$APF_CACHE/l2/." "$root/l2/"
+	cp "$image" "$root/l2/Image"
+fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
 
 # APF_KERNEL_ARGS: extra kernel command line for the emulated host (e.g.

@@ -114,10 +114,12 @@ struct Payload {
 
 fn read_payload(cfg: &Config) -> Result<Payload> {
     let mut kernel = open(&cfg.kernel, "kernel image")?;
-    let mut head = [0u8; 64];
-    kernel
-        .read_exact(&mut head)
+    let mut head = Vec::with_capacity(64);
+    (&mut kernel)
+        .take(64)
+        .read_to_end(&mut head)
         .context(|| format!("cannot read kernel image '{}'", cfg.kernel.display()))?;
+    // A short file is reported by the header parser.
     let header = layout::parse_image_header(&head)
         .context(|| format!("kernel image '{}'", cfg.kernel.display()))?;
     let initrd = match &cfg.initrd {
@@ -229,17 +231,19 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     };
 
     let kvm = Kvm::new().context(|| "cannot open /dev/kvm")?;
-    let ipa_limit = kvm.get_host_ipa_limit();
-    if ipa_limit < layout::IPA_BITS as i32 {
-        return Err(Error::new(format!(
-            "the host supports {ipa_limit}-bit guest physical addresses, this VMM needs {}",
-            layout::IPA_BITS
-        )));
-    }
-    let vm = Arc::new(
-        kvm.create_vm_with_ipa_size(layout::IPA_BITS)
-            .context(|| "KVM_CREATE_VM")?,
-    );
+    // KVM_CAP_ARM_VM_IPA_SIZE: 0 means the IPA size is fixed at 40 bits.
+    let vm = match kvm.get_host_ipa_limit() {
+        0 => kvm.create_vm(),
+        l if l >= layout::IPA_BITS as i32 => kvm.create_vm_with_ipa_size(layout::IPA_BITS),
+        l if l > 0 => {
+            return Err(Error::new(format!(
+                "the host supports {l}-bit guest physical addresses, this VMM needs {}",
+                layout::IPA_BITS
+            )))
+        }
+        _ => return Err(Error::new("/dev/kvm is not arm64 KVM (KVM_CAP_ARM_VM_IPA_SIZE failed)")),
+    };
+    let vm = Arc::new(vm.context(|| "KVM_CREATE_VM")?);
 
     let mem_len = usize::try_from(cfg.mem_size).map_err(|_| Error::new("--mem too large for this host"))?;
     let ram = GuestAddress(layout::RAM_BASE);
