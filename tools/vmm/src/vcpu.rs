@@ -46,8 +46,8 @@ pub enum ExitReason {
     Reset,
     /// PSCI SYSTEM_CRASH or a panic the guest reported.
     Crash,
-    /// A terminating signal.
-    Signal(&'static str),
+    /// A terminating signal (its number).
+    Signal(i32),
     /// A vCPU or the page server failed.
     Error(String),
 }
@@ -59,7 +59,7 @@ impl ExitReason {
             ExitReason::PowerOff => "poweroff".into(),
             ExitReason::Reset => "reset".into(),
             ExitReason::Crash => "crash".into(),
-            ExitReason::Signal(s) => format!("killed-by-{s}"),
+            ExitReason::Signal(s) => format!("killed-by-{}", crate::signals::name(*s)),
             ExitReason::Error(_) => "error".into(),
         }
     }

@@ -95,7 +95,8 @@ impl Outcome {
     pub fn exit_code(&self) -> u8 {
         match self.reason {
             ExitReason::PowerOff | ExitReason::Reset => 0,
-            ExitReason::Signal(_) => 130,
+            // As a shell reports a death by that signal.
+            ExitReason::Signal(s) => 128u8.saturating_add(u8::try_from(s).unwrap_or(0)),
             ExitReason::Crash | ExitReason::Error(_) => 1,
         }
     }
@@ -376,7 +377,7 @@ fn setup_and_run(
 
     while !shared.stop.load(Ordering::SeqCst) {
         if let Some(sig) = term.wait(Duration::from_millis(50)) {
-            shared.finish(ExitReason::Signal(signals::name(sig)));
+            shared.finish(ExitReason::Signal(sig));
         }
         if server.is_some_and(PageServer::is_finished) {
             shared.finish(ExitReason::Error("the page server stopped".into()));
