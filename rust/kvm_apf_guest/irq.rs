@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The two interrupt handlers (Documentation/async-pf.rst, "Guest
+//! handlers"). Both run on the vCPU that took the interrupt, interrupts
+//! masked, and act on its record only.
+
+use kernel::sync::barrier::smp_mb;
+use kernel::sync::barrier::Full;
+
+use crate::cpu::CpuState;
+use crate::ffi;
+use crate::hvc;
+use crate::logic::sleepers::AnnounceError;
+use crate::logic::sleepers::PageReady;
+use crate::stats::Stats;
+
+impl CpuState {
+    /// Not-present: take the token, hand the field back, and make the
+    /// interrupted task sleep on it on its way back to user mode; in
+    /// kernel mode only hand the field back (the access then blocks in the
+    /// host, as without the feature).
+    pub(crate) fn not_present(&self) {
+        let stats = self.stats;
+        if !self.registered.load(kernel::sync::atomic::Relaxed) {
+            Stats::inc(&stats.spurious);
+            return;
+        }
+        let tok = self.record().take_not_present();
+        if tok.is_none() {
+            Stats::inc(&stats.spurious);
+            return;
+        }
+        Stats::inc(&stats.not_present);
+        // SAFETY: in an interrupt handler, where the interrupted registers
+        // are set; no other precondition.
+        if !unsafe { ffi::kvm_apf_guest_shim_irq_from_user() } {
+            Stats::inc(&stats.kernel_skipped);
+            return;
+        }
+        let mut table = self.table.lock();
+        let idx = match table.announce(tok) {
+            Ok(idx) => idx,
+            Err(AnnounceError::Full | AnnounceError::NotAToken) => {
+                Stats::inc(&stats.no_entry);
+                return;
+            }
+        };
+        let queued = match self.works.get(idx) {
+            Some(work) => work.queue().is_ok(),
+            None => false,
+        };
+        if !queued {
+            // Module going away (or a bug): do not sleep.
+            let _ = table.cancel(idx);
+            Stats::inc(&stats.no_entry);
+        }
+    }
+
+    /// Page-ready: take the token, hand the field back, `ACK_READY` if
+    /// more wait, then wake whoever waits on the token (everyone of this
+    /// vCPU for `WAKE_ALL`).
+    pub(crate) fn page_ready(&self) {
+        let stats = self.stats;
+        if !self.registered.load(kernel::sync::atomic::Relaxed) {
+            Stats::inc(&stats.spurious);
+            return;
+        }
+        let record = self.record();
+        let tok = record.take_ready();
+        // The store of 0 comes before the read of ack_ready: a page-ready
+        // queued in between is then delivered with its own interrupt.
+        smp_mb(Full);
+        if record.ack_ready() {
+            hvc::ack_ready();
+        }
+        let mut table = self.table.lock();
+        let action = table.page_ready(tok, record.not_present());
+        if action.clear_not_present {
+            record.clear_not_present();
+        }
+        drop(table);
+        match action.outcome {
+            PageReady::Spurious => Stats::inc(&stats.spurious),
+            PageReady::WakeAll(m) => {
+                Stats::inc(&stats.wake_all);
+                Stats::add(&stats.ready_before_sleep, m.before_sleep as u64);
+            }
+            PageReady::Matched(m) => {
+                Stats::inc(&stats.page_ready);
+                Stats::add(&stats.ready_before_sleep, m.before_sleep as u64);
+            }
+            PageReady::BeforeNotPresent => {
+                Stats::inc(&stats.page_ready);
+                Stats::inc(&stats.ready_before_sleep);
+            }
+            PageReady::Unmatched => {
+                Stats::inc(&stats.page_ready);
+                Stats::inc(&stats.unmatched);
+            }
+        }
+        // Every WAKE_ALL wakes the queue: the offline callback waits for it.
+        if action.must_wake() || tok.is_wake_all() {
+            self.waitq.notify_all();
+        }
+    }
+}
