@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# Out-of-tree build of kvm_apf.ko. By default it builds against the cached,
-# patched kernel that tools/build-kernel.sh makes; KDIR= names your own
-# prepared 7.3 build tree with the c_shim/patches series applied.
+# Out-of-tree build of kvm_apf.ko (host) and kvm_apf_guest.ko (guest
+# driver). By default it builds against the cached, patched kernel that
+# tools/build-kernel.sh makes; KDIR= names your own prepared 7.3 build tree
+# with the c_shim/patches series applied.
 #
-#   make            build kvm_apf.ko (into $(MO))
+#   make            build kvm_apf.ko and kvm_apf_guest.ko (into $(MO))
 #   make run        build everything, boot the emulated host, show the demo
 #   make test       every test level, one verdict
 #   make clean
@@ -18,7 +19,7 @@ export LIBCLANG_PATH
 KMAKE_ARGS := ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- \
 	RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc HOSTRUSTC=/usr/bin/rustc \
 	BINDGEN=$(APF_CACHE)/tools/cargo/bin/bindgen \
-	CONFIG_KVM_ARM_ASYNC_PF_PROVIDER=m
+	CONFIG_KVM_ARM_ASYNC_PF_PROVIDER=m CONFIG_KVM_APF_GUEST=m
 
 .PHONY: modules run test clean
 modules:
