@@ -167,7 +167,9 @@ impl Uffd {
     /// Copies `src` (one or more whole pages) to `dst` and wakes whoever
     /// waits on it.
     pub fn copy(&self, dst: u64, src: &[u8]) -> Result<CopyResult> {
-        loop {
+        // EAGAIN is transient (the mm is changing); bound the retries all
+        // the same, so a kernel that keeps answering it cannot spin us.
+        for _ in 0..10_000 {
             let mut c = UffdioCopy {
                 dst,
                 src: src.as_ptr() as u64,
@@ -185,6 +187,7 @@ impl Uffd {
                 },
             }
         }
+        Err(Error::new(format!("UFFDIO_COPY to {dst:#x}: still EAGAIN after 10000 tries")))
     }
 
     /// Wakes the threads waiting on `[start, start + len)`.

@@ -53,6 +53,7 @@ use crate::fdt;
 use crate::layout;
 use crate::page_server::PageServer;
 use crate::page_server::ServerConfig;
+use crate::page_server::Stats;
 use crate::pl011::Pl011;
 use crate::signals;
 use crate::uffd::Uffd;
@@ -69,7 +70,7 @@ pub struct Outcome {
     cpus: u32,
     lazy: bool,
     async_pf: bool,
-    uffd_pages: u64,
+    uffd: Stats,
     elapsed: Duration,
 }
 
@@ -81,12 +82,13 @@ impl Outcome {
             _ => String::new(),
         };
         format!(
-            "apf-vmm: exit={}{err} vcpus={} memory={} async_pf={} uffd_pages={} elapsed={:.2}s",
+            "apf-vmm: exit={}{err} vcpus={} memory={} async_pf={} uffd_pages={} uffd_max_queued={} elapsed={:.2}s",
             self.reason.word(),
             self.cpus,
             if self.lazy { "lazy" } else { "present" },
             if self.async_pf { "on" } else { "off" },
-            self.uffd_pages,
+            self.uffd.served,
+            self.uffd.max_queued,
             self.elapsed.as_secs_f64()
         )
     }
@@ -310,9 +312,9 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     // vCPUs are closed (inside), the GIC too; now the VM, while the page
     // server still serves whatever teardown faults on.
     drop(vm);
-    let uffd_pages = match server {
-        Some(s) => s.stop()?.served,
-        None => 0,
+    let uffd = match server {
+        Some(s) => s.stop()?,
+        None => Stats::default(),
     };
     drop(gm);
     let reason = result?;
@@ -321,7 +323,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         cpus: cfg.cpus,
         lazy: matches!(cfg.memory, Memory::Lazy { .. }),
         async_pf: cfg.async_pf.is_some(),
-        uffd_pages,
+        uffd,
         elapsed: start.elapsed(),
     })
 }
