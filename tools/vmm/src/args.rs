@@ -41,6 +41,9 @@ Asynchronous page faults (needs kvm_apf.ko in the host):
   --help                    this text
 ";
 
+/// arm64's COMMAND_LINE_SIZE, the terminating NUL included.
+const CMDLINE_MAX: usize = 2048;
+
 /// The options that take a value.
 const VALUED: &[&str] = &[
     "--kernel",
@@ -173,7 +176,16 @@ where
             "--help" | "-h" => return Ok(Command::Help),
             "--kernel" => kernel = Some(PathBuf::from(value)),
             "--initrd" => initrd = Some(PathBuf::from(value)),
-            "--cmdline" => cmdline = Some(value),
+            "--cmdline" => {
+                if value.len() >= CMDLINE_MAX {
+                    return Err(Error::new(format!(
+                        "--cmdline: {} bytes, the arm64 kernel takes at most {}",
+                        value.len(),
+                        CMDLINE_MAX - 1
+                    )));
+                }
+                cmdline = Some(value)
+            }
             "--cpus" => {
                 cpus = parse_u32(opt, &value)?;
                 if !(1..=layout::MAX_CPUS).contains(&cpus) {
@@ -366,6 +378,8 @@ mod tests {
             (&["--kernel", "I", "--bogus"], "unknown option --bogus"),
             (&["--kernel", "I", "stray"], "unexpected argument 'stray'"),
         ];
+        let long = "x".repeat(2048);
+        assert!(err(&["--kernel", "I", "--cmdline", &long]).contains("at most 2047"));
         for (args, want) in cases {
             let e = err(args);
             assert!(e.contains(want), "{args:?}: '{e}' lacks '{want}'");

@@ -142,7 +142,6 @@ pub fn run(mut vcpu: VcpuFd, id: u32, shared: &Shared) -> VcpuFd {
                 shared.finish(reason);
             }
             Ok(VcpuExit::Intr) => {}
-            Ok(VcpuExit::Hlt) | Ok(VcpuExit::Shutdown) => shared.finish(ExitReason::PowerOff),
             Ok(VcpuExit::FailEntry(reason, cpu)) => shared.finish(ExitReason::Error(format!(
                 "vCPU {id}: KVM_EXIT_FAIL_ENTRY, reason {reason:#x} on CPU {cpu}"
             ))),

@@ -233,6 +233,17 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         }
     };
 
+    // Guest RAM is mapped before the VM exists, so that it is unmapped only
+    // after the VM is closed, on every path out of this function (locals
+    // are dropped in reverse order).
+    let mem_len = usize::try_from(cfg.mem_size).map_err(|_| Error::new("--mem too large for this host"))?;
+    let ram = GuestAddress(layout::RAM_BASE);
+    let gm = GuestMemoryMmap::<()>::from_ranges(&[(ram, mem_len)])
+        .context(|| format!("cannot map {} MiB of guest RAM", cfg.mem_size >> 20))?;
+    let host = gm
+        .get_host_address(ram)
+        .context(|| "guest RAM has no host address")? as u64;
+
     let kvm = Kvm::new().context(|| "cannot open /dev/kvm")?;
     // KVM_CAP_ARM_VM_IPA_SIZE: 0 means the IPA size is fixed at 40 bits.
     let vm = match kvm.get_host_ipa_limit() {
@@ -248,13 +259,6 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     };
     let vm = Arc::new(vm.context(|| "KVM_CREATE_VM")?);
 
-    let mem_len = usize::try_from(cfg.mem_size).map_err(|_| Error::new("--mem too large for this host"))?;
-    let ram = GuestAddress(layout::RAM_BASE);
-    let gm = GuestMemoryMmap::<()>::from_ranges(&[(ram, mem_len)])
-        .context(|| format!("cannot map {} MiB of guest RAM", cfg.mem_size >> 20))?;
-    let host = gm
-        .get_host_address(ram)
-        .context(|| "guest RAM has no host address")? as u64;
     let region = kvm_userspace_memory_region {
         slot: 0,
         flags: 0,
@@ -263,13 +267,17 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         userspace_addr: host,
     };
     // SAFETY: `host` is the start of a mapping of `memory_size` bytes that
-    // `gm` owns; `gm` is dropped only after the VM and all vCPUs are closed
-    // (the end of this function), so KVM never sees it unmapped.
+    // `gm` owns; `gm` is declared before `vm` and dropped explicitly after
+    // it, so the mapping outlives the memslot.
     unsafe { vm.set_user_memory_region(region) }.context(|| "KVM_SET_USER_MEMORY_REGION")?;
 
     // The boot payload is written now, before userfaultfd registration, so
     // its pages are present; all others are served lazily.
-    let image_end = payload.header.text_offset + payload.header.image_size;
+    let image_end = payload
+        .header
+        .text_offset
+        .checked_add(payload.header.image_size)
+        .ok_or_else(|| Error::new("kernel image header: text_offset + image_size overflows"))?;
     let boot = layout::plan_boot(cfg.mem_size, image_end, payload.initrd.len() as u64)?;
     let mut kernel = payload.kernel;
     let loaded = PE::load(&gm, Some(GuestAddress(boot.kernel_base)), &mut kernel, None)
@@ -312,12 +320,11 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     // vCPUs are closed (inside), the GIC too; now the VM, while the page
     // server still serves whatever teardown faults on.
     drop(vm);
-    let uffd = match server {
-        Some(s) => s.stop()?,
-        None => Stats::default(),
-    };
+    let stats = server.map(PageServer::stop).transpose();
     drop(gm);
+    // The run's own error first: a page server error after it is a consequence.
     let reason = result?;
+    let uffd = stats?.unwrap_or_default();
     Ok(Outcome {
         reason,
         cpus: cfg.cpus,
