@@ -8,6 +8,7 @@
 #   make            build kvm_apf.ko and kvm_apf_guest.ko (into $(MO))
 #   make run        build everything, boot the emulated host, show the demo
 #   make test       every test level, one verdict
+#   make fuzz       longer fuzzing of the pure logic (FUZZ_SECONDS per target)
 #   make clean
 
 APF_CACHE ?= /var/cache/kvm-apf
@@ -21,7 +22,9 @@ KMAKE_ARGS := ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- \
 	BINDGEN=$(APF_CACHE)/tools/cargo/bin/bindgen \
 	CONFIG_KVM_ARM_ASYNC_PF_PROVIDER=m CONFIG_KVM_APF_GUEST=m
 
-.PHONY: modules run test clean
+FUZZ_SECONDS ?= 300
+
+.PHONY: modules run test fuzz clean
 modules:
 	@mkdir -p $(MO)
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_ARGS) modules
@@ -31,6 +34,9 @@ run:
 
 test:
 	bash tools/test.sh
+
+fuzz:
+	bash tools/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) MO=$(MO) $(KMAKE_ARGS) clean

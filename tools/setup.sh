@@ -41,6 +41,16 @@ else
 	info "$("$BINDGEN" --version)"
 fi
 
+step "cargo-fuzz (crates.io, for the fuzz targets of rust/logic_tests/fuzz)"
+CARGO_FUZZ=$APF_TOOLS/cargo/bin/cargo-fuzz
+if [ -x "$CARGO_FUZZ" ]; then
+	info "$("$CARGO_FUZZ" --version)"
+else
+	cargo install --locked --root "$APF_TOOLS/cargo" cargo-fuzz@0.13.2 >/dev/null 2>"$APF_TOOLS/cargo-fuzz.log" ||
+		die "cargo install cargo-fuzz failed (log: $APF_TOOLS/cargo-fuzz.log)" "check crates.io is reachable and cargo works"
+	info "$("$CARGO_FUZZ" --version)"
+fi
+
 step "libclang (PyPI wheel)"
 if [ -f "$LIBCLANG_PATH/libclang.so" ]; then
 	info "present"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Every test level, one verdict:
-#   1. host: cargo test of the module's pure logic, unit tests of the harness;
+#   1. host: cargo test of the module's pure logic (with the fuzz corpus
+#      replayed), a bounded fuzzing run, unit tests of the harness;
 #   2. KUnit suites of kvm_apf.ko, run at insmod in the emulated arm64 host;
 #   3. kselftest-style end-to-end tests of the project and the stock KVM
 #      selftest regression set, in the emulated host with the module loaded.
@@ -34,6 +35,12 @@ p=$(sed -nE 's/^test result:.* ([0-9]+) passed.*/\1/p' "$log" | sum)
 f=$(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | sum)
 [ "$cargo_rc" = 0 ] || [ "${f:-0}" != 0 ] || f=1
 tally "${p:-0}" "${f:-0}" 0 "cargo test"
+
+step "level 1: bounded fuzzing of the pure logic (libFuzzer, 15 s per target)"
+set +e
+bash "$APF_ROOT/tools/fuzz.sh" 15 | tee "$APF_CACHE/fuzz.log"
+set -e
+tally "$(grep -c ': ok' "$APF_CACHE/fuzz.log")" "$(grep -c ': FAILED' "$APF_CACHE/fuzz.log")" 0 "fuzz"
 
 step "level 1: harness self-tests"
 log=$APF_CACHE/harness-test.log
