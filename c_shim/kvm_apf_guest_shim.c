@@ -20,6 +20,7 @@
 #include <linux/reboot.h>
 #include <linux/sched.h>
 #include <linux/smp.h>
+#include <linux/spinlock.h>
 #include <linux/task_work.h>
 
 #include <asm/hypervisor.h>
@@ -289,6 +290,49 @@ int kvm_apf_guest_shim_queue_sleep(struct callback_head *head)
 bool kvm_apf_guest_shim_current_exiting(void)
 {
 	return current->flags & PF_EXITING;
+}
+
+/*
+ * The sleeps: set the state before the last check of the condition under
+ * the table lock, so that a wake_up_process() after the check is not lost.
+ */
+void kvm_apf_guest_shim_set_current_state(bool interruptible)
+{
+	set_current_state(interruptible ? TASK_INTERRUPTIBLE :
+			  TASK_UNINTERRUPTIBLE);
+}
+
+void kvm_apf_guest_shim_set_current_running(void)
+{
+	__set_current_state(TASK_RUNNING);
+}
+
+void kvm_apf_guest_shim_raw_lock_init(raw_spinlock_t *lock)
+{
+	raw_spin_lock_init(lock);
+}
+
+unsigned long kvm_apf_guest_shim_raw_lock(raw_spinlock_t *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(lock, flags);
+	return flags;
+}
+
+bool kvm_apf_guest_shim_raw_trylock(raw_spinlock_t *lock, unsigned long *flags)
+{
+	return raw_spin_trylock_irqsave(lock, *flags);
+}
+
+void kvm_apf_guest_shim_raw_unlock(raw_spinlock_t *lock, unsigned long flags)
+{
+	raw_spin_unlock_irqrestore(lock, flags);
+}
+
+void kvm_apf_guest_shim_raw_assert_held(raw_spinlock_t *lock)
+{
+	lockdep_assert_held(lock);
 }
 
 void kvm_apf_guest_shim_debugfs_init(void)

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 
 struct callback_head;
+struct raw_spinlock;
 
 /* Discovery and the hypervisor call, with the guest's SMCCC conduit. */
 bool kvm_apf_guest_shim_hyp_available(u32 func_num);
@@ -38,7 +39,18 @@ void kvm_apf_guest_shim_reboot_unregister(void);
 /* The sleep of a task on its way back to user mode. */
 int kvm_apf_guest_shim_queue_sleep(struct callback_head *head);
 bool kvm_apf_guest_shim_current_exiting(void);
+void kvm_apf_guest_shim_set_current_state(bool interruptible);
+void kvm_apf_guest_shim_set_current_running(void);
 void kvm_apf_guest_task_work(struct callback_head *head);
+
+/* The sleeper tables' lock: taken in per-CPU handlers, so a raw one. */
+void kvm_apf_guest_shim_raw_lock_init(struct raw_spinlock *lock);
+unsigned long kvm_apf_guest_shim_raw_lock(struct raw_spinlock *lock);
+bool kvm_apf_guest_shim_raw_trylock(struct raw_spinlock *lock,
+				    unsigned long *flags);
+void kvm_apf_guest_shim_raw_unlock(struct raw_spinlock *lock,
+				   unsigned long flags);
+void kvm_apf_guest_shim_raw_assert_held(struct raw_spinlock *lock);
 
 /* debugfs: one read-only u64 file per counter. */
 void kvm_apf_guest_shim_debugfs_init(void);

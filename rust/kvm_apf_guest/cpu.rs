@@ -7,21 +7,24 @@
 
 use core::mem::ManuallyDrop;
 use core::pin::Pin;
+use core::ptr;
+use kernel::bindings;
+use kernel::ffi::c_long;
 use kernel::prelude::*;
 use kernel::sync::atomic::Atomic;
 use kernel::sync::atomic::Relaxed;
-use kernel::sync::new_condvar;
-use kernel::sync::new_spinlock_irq;
-use kernel::sync::CondVar;
-use kernel::sync::CondVarTimeoutResult;
-use kernel::sync::SpinLockIrq;
+use kernel::sync::lock::Guard;
+use kernel::task::Task;
 
 use crate::ffi;
 use crate::hvc;
+use crate::logic::hypercall::ENABLE_NOTIFY_EL1;
 use crate::logic::hypercall::SUCCESS_RET;
 use crate::logic::record::RECORD_VERSION;
 use crate::logic::sleepers::Entry;
 use crate::logic::sleepers::SleeperTable;
+use crate::raw_lock::RawSpinLockIrq;
+use crate::raw_lock::RawSpinLockIrqBackend;
 use crate::record::Record;
 use crate::sleep::SleepWork;
 use crate::stats::Stats;
@@ -57,6 +60,57 @@ impl AsMut<[Entry]> for Entries {
 /// A vCPU's sleeper table with kernel storage.
 pub(crate) type Table = SleeperTable<Entries>;
 
+/// The table, locked.
+pub(crate) type TableGuard<'a> = Guard<'a, Table, RawSpinLockIrqBackend>;
+
+/// How a [`wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waited {
+    /// The condition holds.
+    Done,
+    /// A signal is pending (interruptible waits only).
+    Signal,
+    /// The timeout expired.
+    Timeout,
+}
+
+/// No timeout, for [`wait`].
+pub(crate) const NO_TIMEOUT: c_long = c_long::MAX;
+
+/// Sleeps until `done` holds for the table, a signal comes (if
+/// `interruptible`), or `timeout` jiffies passed. The waker changes the
+/// table under its lock and then calls `wake_up_process()` on the task
+/// (also under the lock): the state is set before the condition is checked
+/// under the lock, so such a wake-up is never lost.
+pub(crate) fn wait<'a>(
+    lock: &'a RawSpinLockIrq<Table>,
+    mut guard: TableGuard<'a>,
+    interruptible: bool,
+    mut timeout: c_long,
+    done: impl Fn(&Table) -> bool,
+) -> (TableGuard<'a>, Waited) {
+    let how = loop {
+        // SAFETY: sets the current task's state; no precondition.
+        unsafe { ffi::kvm_apf_guest_shim_set_current_state(interruptible) };
+        if done(&guard) {
+            break Waited::Done;
+        }
+        if interruptible && kernel::current!().signal_pending() {
+            break Waited::Signal;
+        }
+        if timeout <= 0 {
+            break Waited::Timeout;
+        }
+        drop(guard);
+        // SAFETY: process context, no lock held; the state set above.
+        timeout = unsafe { bindings::schedule_timeout(timeout) };
+        guard = lock.lock();
+    };
+    // SAFETY: as above.
+    unsafe { ffi::kvm_apf_guest_shim_set_current_running() };
+    (guard, how)
+}
+
 /// One vCPU's side of the ABI.
 ///
 /// # Invariants
@@ -76,10 +130,10 @@ pub(crate) struct CpuState {
     /// Who waits on which token of this vCPU. Taken by the handlers (on
     /// this CPU, interrupts masked) and by sleeping tasks (anywhere).
     #[pin]
-    pub(crate) table: SpinLockIrq<Table>,
-    /// Woken when an entry is marked, and at every `WAKE_ALL`.
-    #[pin]
-    pub(crate) waitq: CondVar,
+    pub(crate) table: RawSpinLockIrq<Table>,
+    /// The task waiting for a `WAKE_ALL` (the offline callback), or null;
+    /// changed under the table lock.
+    waiter: Atomic<*mut bindings::task_struct>,
     /// The task_work of each entry.
     pub(crate) works: KVec<SleepWork>,
     /// The record is registered with the host (set and cleared on this
@@ -105,8 +159,12 @@ impl CpuState {
             pin_init!(Self {
                 cpu,
                 record: ManuallyDrop::new(record),
-                table <- new_spinlock_irq!(SleeperTable::new(storage), "kvm_apf_guest_table"),
-                waitq <- new_condvar!("kvm_apf_guest_waitq"),
+                table <- RawSpinLockIrq::new(
+                    SleeperTable::new(storage),
+                    kernel::optional_name!("kvm_apf_guest_table"),
+                    kernel::static_lock_class!(),
+                ),
+                waiter: Atomic::new(ptr::null_mut()),
                 works,
                 registered: Atomic::new(false),
                 enabled: Atomic::new(false),
@@ -115,7 +173,7 @@ impl CpuState {
             GFP_KERNEL,
         )?;
         let owner: *const Self = &*this;
-        // INVARIANT: `works` is not pinned (only `table` and `waitq` are);
+        // INVARIANT: `works` is not pinned (only `table` is);
         // it is linked once, to the address `this` keeps until dropped.
         for w in this.as_mut().project().works.iter_mut() {
             w.owner = owner;
@@ -159,7 +217,16 @@ impl CpuState {
         self.registered.store(true, Relaxed);
         // SAFETY: on this CPU, with the interrupts requested.
         unsafe { ffi::kvm_apf_guest_shim_enable_local_irqs() };
-        let ret = hvc::enable(0);
+        let notify_el1 = crate::module_parameters::notify_el1.value();
+        let mut ret = hvc::enable(if notify_el1 { ENABLE_NOTIFY_EL1 } else { 0 });
+        if ret != SUCCESS_RET && notify_el1 {
+            pr_info!(
+                "cpu {}: NOTIFY_EL1 refused ({:#x}), user mode only\n",
+                self.cpu,
+                ret
+            );
+            ret = hvc::enable(0);
+        }
         if ret != SUCCESS_RET {
             pr_warn!(
                 "cpu {}: ENABLE refused ({:#x}), not enabled\n",
@@ -193,12 +260,35 @@ impl CpuState {
         unsafe { ffi::kvm_apf_guest_shim_disable_local_irqs() };
     }
 
+    /// Wakes the task sleeping on entry `idx`, which the caller just marked
+    /// woken. Called with the table lock held (from the closure a marking
+    /// method of the locked table calls): the task cannot end its sleep,
+    /// and free the entry, before it took the lock too.
+    pub(crate) fn wake_entry(&self, idx: usize) {
+        let Some(work) = self.works.get(idx) else {
+            return;
+        };
+        let task = work.task.load(Relaxed);
+        if !task.is_null() {
+            // SAFETY: the task sleeps on `idx` (it was marked woken from
+            // sleeping under the lock we hold), so it is alive.
+            unsafe { bindings::wake_up_process(task) };
+        }
+    }
+
+    /// Wakes the task waiting for a `WAKE_ALL`, if any.
+    pub(crate) fn wake_waiter(&self, _table: &TableGuard<'_>) {
+        let task = self.waiter.load(Relaxed);
+        if !task.is_null() {
+            // SAFETY: the waiter clears the pointer under the lock we hold
+            // before it stops waiting, so it is alive.
+            unsafe { bindings::wake_up_process(task) };
+        }
+    }
+
     /// Marks every entry and wakes the sleepers.
     fn wake_everyone(&self) {
-        let m = self.table.lock().wake_all();
-        if m.must_wake() {
-            self.waitq.notify_all();
-        }
+        self.table.lock().wake_all(|idx| self.wake_entry(idx));
     }
 
     /// Offline callback (also at module unload): `DISABLE`, wait for its
@@ -208,25 +298,29 @@ impl CpuState {
         // An exchange: the reboot IPI may stop this CPU at any point.
         if self.enabled.xchg(false, Relaxed) {
             Stats::dec(&self.stats.enabled_cpus);
-            let mut table = self.table.lock();
+            let table = self.table.lock();
             let before = table.wake_alls();
-            let ret = hvc::disable();
-            if ret == SUCCESS_RET {
-                let mut left = kernel::time::msecs_to_jiffies(WAKE_ALL_TIMEOUT_MS);
-                while table.wake_alls() == before && left > 0 {
-                    left = match self.waitq.wait_interruptible_timeout(&mut table, left) {
-                        CondVarTimeoutResult::Timeout => 0,
-                        CondVarTimeoutResult::Woken { jiffies } => jiffies,
-                        CondVarTimeoutResult::Signal { jiffies } => jiffies,
-                    };
-                }
-                if table.wake_alls() == before {
+            // The page-ready handler wakes us at the WAKE_ALL; it cannot
+            // run on this CPU before `wait` releases the lock.
+            self.waiter.store(Task::current_raw(), Relaxed);
+            let table = if hvc::disable() == SUCCESS_RET {
+                let timeout = c_long::try_from(kernel::time::msecs_to_jiffies(WAKE_ALL_TIMEOUT_MS))
+                    .unwrap_or(NO_TIMEOUT);
+                let (table, how) = wait(&self.table, table, false, timeout, |t| {
+                    t.wake_alls() != before
+                });
+                if how != Waited::Done {
                     pr_warn!(
                         "cpu {}: no WAKE_ALL after DISABLE, waking the sleepers\n",
                         self.cpu
                     );
                 }
-            }
+                table
+            } else {
+                table
+            };
+            self.waiter.store(ptr::null_mut(), Relaxed);
+            drop(table);
         }
         self.unregister();
         self.wake_everyone();

@@ -6,10 +6,12 @@
 //! each one in a safe function where that is possible.
 
 use kernel::bindings::callback_head;
+use kernel::bindings::raw_spinlock_t;
 use kernel::ffi::{
     c_char,
     c_int,
     c_uint,
+    c_ulong,
     c_void, //
 };
 
@@ -39,6 +41,17 @@ extern "C" {
 
     pub(crate) fn kvm_apf_guest_shim_queue_sleep(head: *mut callback_head) -> c_int;
     pub(crate) fn kvm_apf_guest_shim_current_exiting() -> bool;
+    pub(crate) fn kvm_apf_guest_shim_set_current_state(interruptible: bool);
+    pub(crate) fn kvm_apf_guest_shim_set_current_running();
+
+    pub(crate) fn kvm_apf_guest_shim_raw_lock_init(lock: *mut raw_spinlock_t);
+    pub(crate) fn kvm_apf_guest_shim_raw_lock(lock: *mut raw_spinlock_t) -> c_ulong;
+    pub(crate) fn kvm_apf_guest_shim_raw_trylock(
+        lock: *mut raw_spinlock_t,
+        flags: *mut c_ulong,
+    ) -> bool;
+    pub(crate) fn kvm_apf_guest_shim_raw_unlock(lock: *mut raw_spinlock_t, flags: c_ulong);
+    pub(crate) fn kvm_apf_guest_shim_raw_assert_held(lock: *mut raw_spinlock_t);
 
     pub(crate) fn kvm_apf_guest_shim_debugfs_init();
     pub(crate) fn kvm_apf_guest_shim_debugfs_add(name: *const c_char, value: *mut u64);

@@ -4,8 +4,10 @@
 //! handlers"). Both run on the vCPU that took the interrupt, interrupts
 //! masked, and act on its record only.
 
+use kernel::sync::atomic::Relaxed;
 use kernel::sync::barrier::smp_mb;
 use kernel::sync::barrier::Full;
+use kernel::task::Task;
 
 use crate::cpu::CpuState;
 use crate::ffi;
@@ -21,7 +23,7 @@ impl CpuState {
     /// host, as without the feature).
     pub(crate) fn not_present(&self) {
         let stats = self.stats;
-        if !self.registered.load(kernel::sync::atomic::Relaxed) {
+        if !self.registered.load(Relaxed) {
             Stats::inc(&stats.spurious);
             return;
         }
@@ -46,7 +48,12 @@ impl CpuState {
             }
         };
         let queued = match self.works.get(idx) {
-            Some(work) => work.queue().is_ok(),
+            Some(work) => {
+                // The task to wake: it runs the work itself, so it lives
+                // until the work freed the entry.
+                work.task.store(Task::current_raw(), Relaxed);
+                work.queue().is_ok()
+            }
             None => false,
         };
         if !queued {
@@ -61,7 +68,7 @@ impl CpuState {
     /// vCPU for `WAKE_ALL`).
     pub(crate) fn page_ready(&self) {
         let stats = self.stats;
-        if !self.registered.load(kernel::sync::atomic::Relaxed) {
+        if !self.registered.load(Relaxed) {
             Stats::inc(&stats.spurious);
             return;
         }
@@ -74,9 +81,13 @@ impl CpuState {
             hvc::ack_ready();
         }
         let mut table = self.table.lock();
-        let action = table.page_ready(tok, record.not_present());
+        let action = table.page_ready(tok, record.not_present(), |idx| self.wake_entry(idx));
         if action.clear_not_present {
             record.clear_not_present();
+        }
+        if tok.is_wake_all() {
+            // The offline callback may wait for it.
+            self.wake_waiter(&table);
         }
         drop(table);
         match action.outcome {
@@ -97,10 +108,6 @@ impl CpuState {
                 Stats::inc(&stats.page_ready);
                 Stats::inc(&stats.unmatched);
             }
-        }
-        // Every WAKE_ALL wakes the queue: the offline callback waits for it.
-        if action.must_wake() || tok.is_wake_all() {
-            self.waitq.notify_all();
         }
     }
 }

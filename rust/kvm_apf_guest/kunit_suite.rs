@@ -38,14 +38,14 @@ mod tests {
         // Sleep, then page-ready.
         let a = t.announce(T1).map_err(|_| EINVAL)?;
         assert_eq!(t.begin_sleep(a), Ok(SleepStart::Wait));
-        assert!(t.page_ready(T1, Token::NONE).must_wake());
+        assert!(t.page_ready(T1, Token::NONE, |_| {}).must_wake());
         assert_eq!(t.end_sleep(a), Ok(SleepEnd::Woken));
         // Page-ready, then the sleep: returns at once.
         let b = t.announce(T2).map_err(|_| EINVAL)?;
-        assert!(!t.page_ready(T2, Token::NONE).must_wake());
+        assert!(!t.page_ready(T2, Token::NONE, |_| {}).must_wake());
         assert_eq!(t.begin_sleep(b), Ok(SleepStart::ReadyBeforeSleep));
         // Page-ready before not-present was even handled.
-        let r = t.page_ready(T1, T1);
+        let r = t.page_ready(T1, T1, |_| {});
         assert_eq!(r.outcome, PageReady::BeforeNotPresent);
         assert!(r.clear_not_present);
         assert_eq!(t.in_use(), 0);

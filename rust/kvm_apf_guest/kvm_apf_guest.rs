@@ -23,6 +23,7 @@ mod irq;
 mod kunit_suite;
 #[path = "../logic/mod.rs"]
 mod logic;
+mod raw_lock;
 mod record;
 mod sleep;
 mod stats;
@@ -37,6 +38,12 @@ module! {
     authors: ["kvm-apf developers"],
     description: "Asynchronous page faults for arm64 KVM guests",
     license: "GPL",
+    params: {
+        notify_el1: bool {
+            default: false,
+            description: "Also ask for faults taken in kernel mode (ENABLE flag NOTIFY_EL1, if the VMM allows it): they are handed back without sleeping, which exercises the handshake",
+        },
+    },
 }
 
 /// The module: active, or idle without the feature.

@@ -5,11 +5,17 @@
 //! CPU the task runs by then, and that waits in the table of the vCPU that
 //! announced the token.
 
+use core::ptr;
+use kernel::bindings;
 use kernel::bindings::callback_head;
 use kernel::prelude::*;
+use kernel::sync::atomic::Atomic;
 use kernel::types::Opaque;
 
+use crate::cpu::wait;
 use crate::cpu::CpuState;
+use crate::cpu::Waited;
+use crate::cpu::NO_TIMEOUT;
 use crate::ffi;
 use crate::logic::sleepers::SleepEnd;
 use crate::logic::sleepers::SleepStart;
@@ -28,6 +34,9 @@ pub(crate) struct SleepWork {
     head: Opaque<callback_head>,
     pub(crate) owner: *const CpuState,
     index: usize,
+    /// The task the work is queued on (set by the not-present handler,
+    /// under the table lock).
+    pub(crate) task: Atomic<*mut bindings::task_struct>,
 }
 
 // SAFETY: `owner` is only dereferenced by the task_work callback, while the
@@ -43,8 +52,9 @@ impl SleepWork {
     pub(crate) fn new(index: usize) -> Self {
         Self {
             head: Opaque::uninit(),
-            owner: core::ptr::null(),
+            owner: ptr::null(),
             index,
+            task: Atomic::new(ptr::null_mut()),
         }
     }
 
@@ -63,7 +73,8 @@ impl CpuState {
     /// The task_work of entry `idx`: sleep until page-ready, `WAKE_ALL`, or
     /// a signal. The entry is freed before returning, in every case.
     pub(crate) fn sleep(&self, idx: usize) {
-        let mut table = self.table.lock();
+        let table = self.table.lock();
+        let mut table = table;
         match table.begin_sleep(idx) {
             Ok(SleepStart::Wait) => {}
             Ok(SleepStart::ReadyBeforeSleep) => return,
@@ -81,13 +92,13 @@ impl CpuState {
         Stats::inc(&self.stats.asleep);
         // SAFETY: reads the current task's flags; no precondition.
         let exiting = unsafe { ffi::kvm_apf_guest_shim_current_exiting() };
-        while !exiting && !table.is_woken(idx) {
-            if self.waitq.wait_interruptible(&mut table) {
-                // A signal: return to deliver it. The access is made again
-                // afterwards and blocks in the host if the page is still
-                // not there.
-                break;
-            }
+        if !exiting {
+            // On a signal, return to deliver it: the access is made again
+            // afterwards and blocks in the host if the page is still not
+            // there.
+            let (t, _how): (_, Waited) =
+                wait(&self.table, table, true, NO_TIMEOUT, |t| t.is_woken(idx));
+            table = t;
         }
         let end = table.end_sleep(idx);
         drop(table);

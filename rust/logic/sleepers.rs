@@ -212,11 +212,12 @@ impl<S: AsRef<[Entry]> + AsMut<[Entry]>> SleeperTable<S> {
     }
 
     /// Marks every entry waiting on `token` (all of them if `token` is
-    /// `WAKE_ALL`): queued ones ready, sleeping ones woken.
-    fn mark(&mut self, token: Token) -> Marked {
+    /// `WAKE_ALL`): queued ones ready, sleeping ones woken, each of which
+    /// is passed to `woken`.
+    fn mark(&mut self, token: Token, woken: &mut impl FnMut(usize)) -> Marked {
         let all = token.is_wake_all();
         let mut m = Marked::default();
-        for e in self.storage.as_mut().iter_mut() {
+        for (idx, e) in self.storage.as_mut().iter_mut().enumerate() {
             match *e {
                 Entry::Queued(t) if all || t == token => {
                     *e = Entry::Ready;
@@ -225,6 +226,7 @@ impl<S: AsRef<[Entry]> + AsMut<[Entry]>> SleeperTable<S> {
                 Entry::Sleeping(t) if all || t == token => {
                     *e = Entry::Woken;
                     m.woken += 1;
+                    woken(idx);
                 }
                 _ => {}
             }
@@ -235,21 +237,28 @@ impl<S: AsRef<[Entry]> + AsMut<[Entry]>> SleeperTable<S> {
     }
 
     /// Marks every waiting entry, as `WAKE_ALL` does; also used when the
-    /// vCPU stops announcing (CPU offline, module unload, reboot).
-    pub fn wake_all(&mut self) -> Marked {
+    /// vCPU stops announcing (CPU offline, module unload, reboot). Each
+    /// entry whose task must be woken is passed to `woken`.
+    pub fn wake_all(&mut self, mut woken: impl FnMut(usize)) -> Marked {
         self.wake_alls += 1;
-        self.mark(Token::WAKE_ALL)
+        self.mark(Token::WAKE_ALL, &mut woken)
     }
 
     /// The page-ready handler read `ready` from `ready_token` (and cleared
     /// it if it was not 0) and reads `not_present` from
-    /// `not_present_token`: marks the entries and says whether the handler
-    /// must clear `not_present_token` too.
+    /// `not_present_token`: marks the entries (passing each whose task must
+    /// be woken to `woken`) and says whether the handler must clear
+    /// `not_present_token` too.
     ///
     /// The handler runs with interrupts masked on the vCPU that owns the
     /// record, so the host does not announce a fault while it runs, and
     /// the not-present handler of the same vCPU does not run either.
-    pub fn page_ready(&mut self, ready: Token, not_present: Token) -> PageReadyAction {
+    pub fn page_ready(
+        &mut self,
+        ready: Token,
+        not_present: Token,
+        mut woken: impl FnMut(usize),
+    ) -> PageReadyAction {
         if ready.is_none() {
             return PageReadyAction {
                 outcome: PageReady::Spurious,
@@ -261,11 +270,11 @@ impl<S: AsRef<[Entry]> + AsMut<[Entry]>> SleeperTable<S> {
             // token still in not_present_token was announced before it and
             // is void: nobody may be put to sleep on it.
             return PageReadyAction {
-                outcome: PageReady::WakeAll(self.wake_all()),
+                outcome: PageReady::WakeAll(self.wake_all(woken)),
                 clear_not_present: !not_present.is_none(),
             };
         }
-        let m = self.mark(ready);
+        let m = self.mark(ready, &mut woken);
         if m.woken + m.before_sleep != 0 {
             return PageReadyAction {
                 outcome: PageReady::Matched(m),
@@ -346,7 +355,7 @@ mod tests {
         let i = t.announce(T1).unwrap();
         assert_eq!(t.begin_sleep(i), Ok(SleepStart::Wait));
         assert!(!t.is_woken(i));
-        let a = t.page_ready(T1, Token::NONE);
+        let a = t.page_ready(T1, Token::NONE, |_| {});
         assert!(a.must_wake());
         assert!(t.is_woken(i));
         assert_eq!(t.end_sleep(i), Ok(SleepEnd::Woken));

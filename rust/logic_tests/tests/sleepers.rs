@@ -303,7 +303,8 @@ impl World {
                 _ => false,
             })
             .collect();
-        let a = self.tables[c].page_ready(t, np);
+        let mut woken_idx = Vec::new();
+        let a = self.tables[c].page_ready(t, np, |i| woken_idx.push(i));
         match a.outcome {
             PageReady::Spurious => prop_assert!(t.is_none()),
             PageReady::WakeAll(m) => {
@@ -328,12 +329,17 @@ impl World {
                 prop_assert!(np != t);
             }
         }
+        let mut expect_idx = Vec::new();
         for &i in &sleepers {
             let Task::Sleeping { idx, .. } = self.tasks[i] else {
                 unreachable!()
             };
             prop_assert!(self.tables[c].is_woken(idx));
+            expect_idx.push(idx);
         }
+        expect_idx.sort();
+        woken_idx.sort();
+        prop_assert_eq!(woken_idx, expect_idx);
         self.before_sleep += queued.len();
         if a.clear_not_present {
             self.host[c].np = Token::NONE;
@@ -405,7 +411,7 @@ impl World {
                 prop_assert!(rounds <= self.slots + 2);
             }
         }
-        self.tables[c].wake_all();
+        self.tables[c].wake_all(|_| {});
         let h = &mut self.host[c];
         h.registered = false;
         h.queue.clear();
@@ -719,7 +725,10 @@ fn signal_then_late_page_ready_is_unmatched() {
     let i = t.announce(tok).unwrap();
     assert_eq!(t.begin_sleep(i), Ok(SleepStart::Wait));
     assert_eq!(t.end_sleep(i), Ok(SleepEnd::Interrupted));
-    assert_eq!(t.page_ready(tok, Token::NONE).outcome, PageReady::Unmatched);
+    assert_eq!(
+        t.page_ready(tok, Token::NONE, |_| {}).outcome,
+        PageReady::Unmatched
+    );
     assert_eq!(t.in_use(), 0);
 }
 
