@@ -354,7 +354,7 @@ fn setup_and_run(
     if let Some(a) = &cfg.async_pf {
         enable_async_pf(vm, a)?;
         eprintln!(
-            "apf-vmm: async page faults enabled: not-present INTID {}, page-ready INTID {}, {} slots{}",
+            "apf-vmm: async page faults enabled: not-present INTID {}, page-ready INTID {}, slots {}{}",
             a.not_present_intid,
             a.ready_intid,
             if a.slots == 0 { 64 } else { a.slots },
