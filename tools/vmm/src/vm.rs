@@ -93,10 +93,13 @@ impl Outcome {
         )
     }
 
-    /// The process exit code: 0 when the guest powered off or reset.
+    /// The process exit code: 0 only when the guest powered off. A reset
+    /// is 1: this VMM does not reboot, and a guest kernel that panics with
+    /// `panic=N` resets.
     pub fn exit_code(&self) -> u8 {
         match self.reason {
-            ExitReason::PowerOff | ExitReason::Reset => 0,
+            ExitReason::PowerOff => 0,
+            ExitReason::Reset => 1,
             // As a shell reports a death by that signal.
             ExitReason::Signal(s) => 128u8.saturating_add(u8::try_from(s).unwrap_or(0)),
             ExitReason::Crash | ExitReason::Error(_) => 1,
