@@ -287,7 +287,7 @@ impl CpuState {
     }
 
     /// Marks every entry and wakes the sleepers.
-    fn wake_everyone(&self) {
+    pub(crate) fn wake_everyone(&self) {
         self.table.lock().wake_all(|idx| self.wake_entry(idx));
     }
 

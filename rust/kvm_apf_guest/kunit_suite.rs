@@ -10,7 +10,15 @@ use kernel::prelude::*;
 #[kunit_tests(kvm_apf_guest)]
 mod tests {
     use kernel::prelude::*;
+    use kernel::sync::atomic::Acquire;
+    use kernel::sync::atomic::Atomic;
     use kernel::sync::atomic::Relaxed;
+    use kernel::sync::atomic::Release;
+    use kernel::sync::Arc;
+    use kernel::task::Task;
+    use kernel::time::delay::fsleep;
+    use kernel::time::Delta;
+    use kernel::workqueue;
 
     use crate::cpu::CpuState;
     use crate::cpu::Entries;
@@ -136,5 +144,77 @@ mod tests {
         assert_eq!(cs.record().not_present(), T1);
         drop(cs);
         Ok(())
+    }
+
+    /// A task sleeping in a worker, and whether its sleep returned.
+    struct Sleeper {
+        cs: Pin<KBox<CpuState>>,
+        finished: Atomic<bool>,
+    }
+
+    /// Polls `what` for up to five seconds.
+    fn eventually(what: impl Fn() -> bool) -> bool {
+        for _ in 0..5000 {
+            if what() {
+                return true;
+            }
+            fsleep(Delta::from_millis(1));
+        }
+        what()
+    }
+
+    /// A worker sleeps on `T1` through the real wait; the page-ready
+    /// handler, fed `ready` as the host would, must wake it.
+    fn sleeper_woken_by(stats: &'static Stats, ready: Token) -> Result {
+        let cs = registered(stats)?;
+        let idx = cs.table.lock().announce(T1).map_err(|_| EINVAL)?;
+        let s = Arc::new(
+            Sleeper {
+                cs,
+                finished: Atomic::new(false),
+            },
+            GFP_KERNEL,
+        )?;
+        let worker = s.clone();
+        workqueue::system()
+            .try_spawn(GFP_KERNEL, move || {
+                // What the not-present handler records for the task.
+                if let Some(w) = worker.cs.works.get(idx) {
+                    w.task.store(Task::current_raw(), Relaxed);
+                }
+                worker.cs.sleep(idx);
+                worker.finished.store(true, Release);
+            })
+            .map_err(|_| ENOMEM)?;
+        assert!(eventually(|| stats.asleep.load(Relaxed) == 1));
+        fsleep(Delta::from_millis(20));
+        assert!(!s.finished.load(Acquire));
+        s.cs.record().host_write(None, Some(ready));
+        s.cs.page_ready();
+        let woke = eventually(|| s.finished.load(Acquire));
+        if !woke {
+            // Never leave it asleep, even when the test fails.
+            s.cs.wake_everyone();
+            eventually(|| s.finished.load(Acquire));
+        }
+        assert!(woke);
+        assert_eq!(stats.sleeps.load(Relaxed), 1);
+        assert_eq!(stats.asleep.load(Relaxed), 0);
+        assert_eq!(s.cs.table.lock().in_use(), 0);
+        // Whoever drops the last reference frees a record no host knows.
+        s.cs.registered.store(false, Relaxed);
+        Ok(())
+    }
+
+    #[test]
+    fn a_sleeper_is_woken_by_its_page_ready() -> Result {
+        static S: Stats = Stats::new();
+        sleeper_woken_by(&S, T1)
+    }
+
+    #[test]
+    fn a_sleeper_is_woken_by_wake_all() -> Result {
+        static S: Stats = Stats::new();
+        sleeper_woken_by(&S, Token::WAKE_ALL)
     }
 }
