@@ -6,6 +6,8 @@
 #
 #   initramfs.cpio.gz   the initramfs
 #   apf_work            the workload binary
+#   run-l2              runs and checks one L2 boot in the emulated host
+#                       (run-host.sh copies this folder to /l2)
 #
 #   tools/build-l2.sh [GUEST_KO]
 #
@@ -44,4 +46,5 @@ cp "$APF_ROOT/tools/l2/init" "$root/init"
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz.tmp"
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
+install -m 0755 "$APF_ROOT/tools/l2/run-l2" "$out/run-l2"
 info "$out/initramfs.cpio.gz ($(du -h "$out/initramfs.cpio.gz" | cut -f1), module $ko)"
