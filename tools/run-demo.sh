@@ -42,7 +42,7 @@ done
 results=$APF_CACHE/bench/results.json
 if python3 "$APF_ROOT/tools/bench/results.py" collect "$results" "${logs[@]}" >/dev/null; then
 	step "the figures, one column per clock (all in $results)"
-	python3 "$APF_ROOT/tools/bench/results.py" table "$results" | sed 's/^/    /'
+	python3 "$APF_ROOT/tools/bench/results.py" table --brief "$results" | sed 's/^/    /'
 	info "compare two runs: tools/bench/compare.py OLD.json $results"
 fi
 [ ! -f "$APF_CACHE/bench/plot.png" ] || info "plot: $APF_CACHE/bench/plot.png (${logs[0]##*/})"

@@ -10,10 +10,10 @@ console logs (one per clock, e.g. an instruction-clock run and a wall-clock
 run) into OUT.json:
   {"commit": ..., "runs": [{"clock": ..., "log": ..., "figures": [...]}]}
 "table" prints the figures of such a file side by side, one column per
-clock. tools/bench/compare.py compares two such files.
+clock; --brief only those with a target and the waits behind them. tools/bench/compare.py compares two such files.
 
 Usage: results.py collect OUT.json CONSOLE_LOG...
-       results.py table RESULTS.json
+       results.py table [--brief] RESULTS.json
 """
 
 import json
@@ -92,7 +92,11 @@ def fmt(fig):
     return s
 
 
-def table(doc):
+BRIEF = ("wait_per_page", "exits_fault_per_async_fault", "exits_ready_per_async_fault",
+         "exits_ack_ready_per_async_fault", "exits_abort_per_async_fault")
+
+
+def table(doc, brief=False):
     runs = doc["runs"]
     cols = [{key(f): f for f in r["figures"]} for r in runs]
     keys = []
@@ -104,6 +108,8 @@ def table(doc):
     rows = []
     for k in keys:
         target = next((c[k].get("target") for c in cols if k in c and c[k].get("target")), "")
+        if brief and not target and k[0] not in BRIEF:
+            continue
         rows.append([label(k)] + [fmt(c.get(k)) for c in cols] + [target])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
@@ -116,8 +122,11 @@ def main(argv):
         n = sum(len(r["figures"]) for r in doc["runs"])
         print(f"results.py: {n} figures from {len(doc['runs'])} run(s) in {argv[2]}")
         return 0 if n else 1
-    if len(argv) == 3 and argv[1] == "table":
-        table(json.loads(Path(argv[2]).read_text(encoding="utf-8")))
+    if len(argv) in (3, 4) and argv[1] == "table":
+        brief = argv[2] == "--brief"
+        if brief == (len(argv) == 3):
+            sys.exit(__doc__.strip().split("Usage: ")[1])
+        table(json.loads(Path(argv[-1]).read_text(encoding="utf-8")), brief)
         return 0
     sys.exit(__doc__.strip().split("Usage: ")[1])
 
