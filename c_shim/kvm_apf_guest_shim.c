@@ -21,7 +21,9 @@
 #include <linux/sched.h>
 #include <linux/smp.h>
 #include <linux/spinlock.h>
+#include <linux/string.h>
 #include <linux/task_work.h>
+#include <linux/uaccess.h>
 
 #include <asm/hypervisor.h>
 #include <asm/irq_regs.h>
@@ -343,6 +345,52 @@ void kvm_apf_guest_shim_debugfs_init(void)
 void kvm_apf_guest_shim_debugfs_add(const char *name, u64 *value)
 {
 	debugfs_create_u64(name, 0444, kvm_apf_guest_debugfs, value);
+}
+
+/*
+ * Test only (module parameter inject=1): "sleep CPU TOKEN" makes the writer
+ * sleep on TOKEN of CPU on its way back to user mode, "ready CPU TOKEN"
+ * does what page-ready does with TOKEN on CPU (rust/kvm_apf_guest/inject.rs).
+ */
+static ssize_t kvm_apf_guest_inject_write(struct file *file,
+					  const char __user *ubuf, size_t len,
+					  loff_t *ppos)
+{
+	unsigned int cpu, op;
+	char buf[64], name[8];
+	u64 token;
+	int ret;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (sscanf(buf, "%7s %u %llx", name, &cpu, &token) != 3)
+		return -EINVAL;
+	if (cpu >= nr_cpu_ids || !cpu_possible(cpu))
+		return -EINVAL;
+	if (!strcmp(name, "sleep"))
+		op = 0;
+	else if (!strcmp(name, "ready"))
+		op = 1;
+	else
+		return -EINVAL;
+	ret = kvm_apf_guest_rs_inject(per_cpu(kvm_apf_guest_cpu, cpu), op,
+				      token);
+	return ret ? ret : len;
+}
+
+static const struct file_operations kvm_apf_guest_inject_fops = {
+	.owner = THIS_MODULE,
+	.write = kvm_apf_guest_inject_write,
+	.llseek = noop_llseek,
+};
+
+void kvm_apf_guest_shim_debugfs_inject(void)
+{
+	debugfs_create_file("inject", 0200, kvm_apf_guest_debugfs, NULL,
+			    &kvm_apf_guest_inject_fops);
 }
 
 void kvm_apf_guest_shim_debugfs_exit(void)

@@ -55,6 +55,7 @@ void kvm_apf_guest_shim_raw_assert_held(struct raw_spinlock *lock);
 /* debugfs: one read-only u64 file per counter. */
 void kvm_apf_guest_shim_debugfs_init(void);
 void kvm_apf_guest_shim_debugfs_add(const char *name, u64 *value);
+void kvm_apf_guest_shim_debugfs_inject(void);
 void kvm_apf_guest_shim_debugfs_exit(void);
 
 /* Implemented in Rust (rust/kvm_apf_guest/), called from the shim. */
@@ -64,5 +65,6 @@ int kvm_apf_guest_rs_cpu_online(void *state);
 int kvm_apf_guest_rs_cpu_offline(void *state);
 void kvm_apf_guest_rs_cpu_stop(void *state);
 void kvm_apf_guest_rs_task_work(struct callback_head *head);
+int kvm_apf_guest_rs_inject(void *state, u32 op, u64 token);
 
 #endif /* KVM_APF_GUEST_SHIM_H */

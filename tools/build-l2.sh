@@ -8,6 +8,9 @@
 #   apf_work            the workload binary
 #   run-l2              runs and checks one L2 boot in the emulated host
 #                       (run-host.sh copies this folder to /l2)
+#   guest-inject        drives the driver's sleep paths in the emulated
+#                       host itself (inject=1), with
+#   kvm_apf_guest.ko    the module
 #
 #   tools/build-l2.sh [GUEST_KO]
 #
@@ -47,4 +50,6 @@ chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initramfs.cpio.gz.tmp"
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 install -m 0755 "$APF_ROOT/tools/l2/run-l2" "$out/run-l2"
+install -m 0755 "$APF_ROOT/tools/l2/guest-inject" "$out/guest-inject"
+install -m 0644 "$ko" "$out/kvm_apf_guest.ko"
 info "$out/initramfs.cpio.gz ($(du -h "$out/initramfs.cpio.gz" | cut -f1), module $ko)"

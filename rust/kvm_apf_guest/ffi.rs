@@ -55,5 +55,6 @@ extern "C" {
 
     pub(crate) fn kvm_apf_guest_shim_debugfs_init();
     pub(crate) fn kvm_apf_guest_shim_debugfs_add(name: *const c_char, value: *mut u64);
+    pub(crate) fn kvm_apf_guest_shim_debugfs_inject();
     pub(crate) fn kvm_apf_guest_shim_debugfs_exit();
 }

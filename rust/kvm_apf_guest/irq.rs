@@ -4,6 +4,7 @@
 //! handlers"). Both run on the vCPU that took the interrupt, interrupts
 //! masked, and act on its record only.
 
+use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
 use kernel::sync::barrier::smp_mb;
 use kernel::sync::barrier::Full;
@@ -12,8 +13,9 @@ use kernel::task::Task;
 use crate::cpu::CpuState;
 use crate::ffi;
 use crate::hvc;
-use crate::logic::sleepers::AnnounceError;
 use crate::logic::sleepers::PageReady;
+use crate::logic::sleepers::PageReadyAction;
+use crate::logic::token::Token;
 use crate::stats::Stats;
 
 impl CpuState {
@@ -39,28 +41,41 @@ impl CpuState {
             Stats::inc(&stats.kernel_skipped);
             return;
         }
+        if self.sleep_on(tok).is_err() {
+            Stats::inc(&stats.no_entry);
+        }
+    }
+
+    /// Makes the current task sleep on `tok` of this vCPU on its way back
+    /// to user mode: takes an entry and queues its task_work. Fails when
+    /// the table is full or the work cannot be queued (module going away).
+    pub(crate) fn sleep_on(&self, tok: Token) -> Result {
         let mut table = self.table.lock();
-        let idx = match table.announce(tok) {
-            Ok(idx) => idx,
-            Err(AnnounceError::Full | AnnounceError::NotAToken) => {
-                Stats::inc(&stats.no_entry);
-                return;
-            }
-        };
+        let idx = table.announce(tok).map_err(|_| ENOSPC)?;
         let queued = match self.works.get(idx) {
             Some(work) => {
                 // The task to wake: it runs the work itself, so it lives
                 // until the work freed the entry.
                 work.task.store(Task::current_raw(), Relaxed);
-                work.queue().is_ok()
+                work.queue()
             }
-            None => false,
+            None => Err(EINVAL),
         };
-        if !queued {
-            // Module going away (or a bug): do not sleep.
+        if queued.is_err() {
             let _ = table.cancel(idx);
-            Stats::inc(&stats.no_entry);
         }
+        queued
+    }
+
+    /// Marks the entries of `tok` (all for `WAKE_ALL`) and wakes their
+    /// sleepers, as the page-ready handler does with what it read.
+    pub(crate) fn mark_ready(&self, tok: Token) -> PageReadyAction {
+        let mut table = self.table.lock();
+        let action = table.page_ready(tok, Token::NONE, |idx| self.wake_entry(idx));
+        if tok.is_wake_all() {
+            self.wake_waiter(&table);
+        }
+        action
     }
 
     /// Page-ready: take the token, hand the field back, `ACK_READY` if

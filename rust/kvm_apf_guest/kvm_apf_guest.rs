@@ -19,6 +19,7 @@ mod cpu;
 mod discovery;
 mod ffi;
 mod hvc;
+mod inject;
 mod irq;
 mod kunit_suite;
 #[path = "../logic/mod.rs"]
@@ -43,6 +44,10 @@ module! {
             default: false,
             description: "Also ask for faults taken in kernel mode (ENABLE flag NOTIFY_EL1, if the VMM allows it): they are handed back without sleeping, which exercises the handshake",
         },
+        inject: bool {
+            default: false,
+            description: "Test only: debugfs file inject makes the writer sleep on a token, or marks a token ready (also when the feature is absent)",
+        },
     },
 }
 
@@ -63,28 +68,31 @@ struct Driver {
 }
 
 impl Driver {
-    /// Allocates every CPU's state, requests the interrupts, and enables
-    /// the feature on every online CPU (and on each CPU that comes online).
-    fn start(cfg: &GuestConfig) -> Result<Self> {
+    /// Every CPU's state, with `entries` entries each, set as the shim's
+    /// per-CPU pointers; nothing registered yet.
+    fn states(entries: usize) -> Result<Self> {
         let n = kernel::cpu::nr_cpu_ids();
         let mut cpus = KVec::with_capacity(n as usize, GFP_KERNEL)?;
         for cpu in 0..n {
-            cpus.push(
-                CpuState::new(cpu, cfg.entries_per_cpu(), &STATS)?,
-                GFP_KERNEL,
-            )?;
+            cpus.push(CpuState::new(cpu, entries, &STATS)?, GFP_KERNEL)?;
         }
-        let np_irq = map_intid(cfg.np_intid)?;
-        let ready_irq = map_intid(cfg.ready_intid)?;
         for (cpu, state) in (0u32..).zip(cpus.iter()) {
             let ptr: *const CpuState = &**state;
             // SAFETY: `cpu` < nr_cpu_ids; the state outlives the pointer,
             // which `Drop` clears before freeing it.
             unsafe { ffi::kvm_apf_guest_shim_set_cpu_state(cpu, ptr.cast_mut().cast()) };
         }
+        Ok(Self { cpus })
+    }
+
+    /// Allocates every CPU's state, requests the interrupts, and enables
+    /// the feature on every online CPU (and on each CPU that comes online).
+    fn start(cfg: &GuestConfig) -> Result<Self> {
+        let np_irq = map_intid(cfg.np_intid)?;
+        let ready_irq = map_intid(cfg.ready_intid)?;
         // INVARIANT: from here on, `Drop` undoes each step; the shim's
         // teardown functions accept a step that was not done.
-        let driver = Self { cpus };
+        let driver = Self::states(cfg.entries_per_cpu())?;
         // SAFETY: both numbers are interrupts just mapped; the handlers
         // find the states set above.
         kernel::error::to_result(unsafe {
@@ -130,11 +138,21 @@ fn map_intid(intid: u32) -> Result<u32> {
 impl kernel::Module for KvmApfGuest {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         STATS.publish();
+        let inject = module_parameters::inject.value();
         let cfg = match discovery::discover() {
             Ok(cfg) => cfg,
             Err(why) => {
                 pr_info!("{}; staying idle\n", why);
-                return Ok(Self { driver: None });
+                if !inject {
+                    return Ok(Self { driver: None });
+                }
+                // Per-CPU states without interrupts or records, for the
+                // injection file only.
+                let driver = Driver::states(8).inspect_err(|_| stats::Stats::unpublish())?;
+                inject::publish();
+                return Ok(Self {
+                    driver: Some(driver),
+                });
             }
         };
         let driver = match Driver::start(&cfg) {
@@ -144,6 +162,9 @@ impl kernel::Module for KvmApfGuest {
                 return Err(e);
             }
         };
+        if inject {
+            inject::publish();
+        }
         pr_info!(
             "enabled on {} CPUs: not-present INTID {}, page-ready INTID {} ({}), {} slots\n",
             STATS.enabled_cpus.load(kernel::sync::atomic::Relaxed),
@@ -161,8 +182,10 @@ impl kernel::Module for KvmApfGuest {
 impl Drop for KvmApfGuest {
     fn drop(&mut self) {
         let active = self.driver.is_some();
-        self.driver = None;
+        // debugfs first: it waits for a write to `inject` in progress,
+        // which uses the per-CPU states.
         stats::Stats::unpublish();
+        self.driver = None;
         if active {
             pr_info!("disabled\n");
         }
