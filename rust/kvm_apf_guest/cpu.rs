@@ -20,6 +20,7 @@ use crate::ffi;
 use crate::hvc;
 use crate::logic::hypercall::ENABLE_NOTIFY_EL1;
 use crate::logic::hypercall::SUCCESS_RET;
+use crate::logic::record::RECORD_ALIGN;
 use crate::logic::record::RECORD_VERSION;
 use crate::logic::sleepers::Entry;
 use crate::logic::sleepers::SleeperTable;
@@ -197,6 +198,15 @@ impl CpuState {
         record.clear();
         // SAFETY: `record` is kmalloc memory, in the linear map.
         let pa = unsafe { ffi::kvm_apf_guest_shim_virt_to_phys((record as *const Record).cast()) };
+        // The type's alignment makes this hold; the host would refuse it.
+        if pa % RECORD_ALIGN != 0 {
+            pr_warn!(
+                "cpu {}: record at {:#x} not 64-byte aligned, not enabled\n",
+                self.cpu,
+                pa
+            );
+            return;
+        }
         let ret = hvc::set_record(pa);
         if ret != SUCCESS_RET {
             pr_warn!(
