@@ -22,7 +22,7 @@
 #define CREATE_TRACE_POINTS
 #include "kvm_apf_trace.h"
 
-/* Every fault-in work item runs here; destroyed (flushed) at module exit. */
+/* Releases the VMs' work queues; destroyed (flushed) at module exit. */
 static struct workqueue_struct *kvm_apf_wq;
 
 static int kvm_apf_enable_cap(struct kvm *kvm, struct kvm_enable_cap *cap)
@@ -101,12 +101,8 @@ int kvm_apf_shim_init(void)
 {
 	int ret;
 
-	/*
-	 * Unbound: a work item may wait for userfaultfd resolution for a
-	 * long time. WQ_MEM_RECLAIM is not needed: nothing in reclaim waits
-	 * on these items.
-	 */
-	kvm_apf_wq = alloc_workqueue("kvm_apf", WQ_UNBOUND, 0);
+	/* Only releases VMs' work queues: never waits for a page. */
+	kvm_apf_wq = alloc_workqueue("kvm_apf_release", WQ_UNBOUND, 0);
 	if (!kvm_apf_wq)
 		return -ENOMEM;
 
@@ -120,11 +116,70 @@ void kvm_apf_shim_exit(void)
 {
 	kvm_arm_apf_unregister(&kvm_apf_ops);
 	/*
-	 * No VM holds the module any more, so every vCPU was destroyed and
-	 * waited for its items; this flush also waits for the last
-	 * instructions of each work function before the module text goes.
+	 * No VM holds the module any more and every fault-in item has
+	 * dropped its module reference (see kvm_apf_shim_queue_work()). What
+	 * may still run: the release of a VM's work queue, queued here, and
+	 * through it the last instructions of that queue's items after their
+	 * module_put(). Destroying this queue waits for both, before the
+	 * module text goes away.
 	 */
 	destroy_workqueue(kvm_apf_wq);
+}
+
+/*
+ * A VM's fault-in work: its own unbound work queue, so that items blocked
+ * on pages that are never served (a userfaultfd nobody answers) hold up
+ * only this VM, and a reference on the VM's mm_struct, so that an item may
+ * outlive the VM (it is never waited for at disable or teardown).
+ */
+struct kvm_apf_vm {
+	struct workqueue_struct *wq;
+	struct mm_struct *mm;
+	struct work_struct release;
+};
+
+struct kvm_apf_vm *kvm_apf_shim_vm_alloc(struct kvm *kvm)
+{
+	struct kvm_apf_vm *vm;
+
+	vm = kzalloc_obj(*vm, GFP_KERNEL_ACCOUNT);
+	if (!vm)
+		return NULL;
+
+	/*
+	 * WQ_UNBOUND: an item may wait for a userfaultfd a long time. At most
+	 * WQ_UNBOUND_MAX_ACTIVE items of a VM run (and pin a worker thread)
+	 * at once; the provider bounds how many are queued.
+	 */
+	vm->wq = alloc_workqueue("kvm_apf_%d", WQ_UNBOUND, WQ_UNBOUND_MAX_ACTIVE,
+				 task_pid_nr(current));
+	if (!vm->wq) {
+		kfree(vm);
+		return NULL;
+	}
+	mmgrab(kvm->mm);
+	vm->mm = kvm->mm;
+	return vm;
+}
+
+static void kvm_apf_vm_release_fn(struct work_struct *work)
+{
+	struct kvm_apf_vm *vm = container_of(work, struct kvm_apf_vm, release);
+
+	/* Waits for the last item to return from its work function. */
+	destroy_workqueue(vm->wq);
+	mmdrop(vm->mm);
+	kfree(vm);
+}
+
+/*
+ * The last reference to the VM's work is gone; possibly dropped by an item
+ * running on vm->wq, which cannot destroy its own queue: do it elsewhere.
+ */
+void kvm_apf_shim_vm_release(struct kvm_apf_vm *vm)
+{
+	INIT_WORK(&vm->release, kvm_apf_vm_release_fn);
+	queue_work(kvm_apf_wq, &vm->release);
 }
 
 /*
@@ -134,15 +189,34 @@ void kvm_apf_shim_exit(void)
  * the guest waits for that instead of running another task (0.5 ms per
  * fault in the emulated host's traces). For an unbound workqueue @cpu only
  * selects the pod: where CPUs share one, the scheduler still places it.
+ *
+ * The item holds a module reference until kvm_apf_shim_work_done(), so the
+ * module cannot be unloaded under an item that waits for its page.
  */
-bool kvm_apf_shim_queue_work(struct work_struct *work)
+bool kvm_apf_shim_queue_work(struct kvm_apf_vm *vm, struct work_struct *work)
 {
 	unsigned int cpu = cpumask_next_wrap(raw_smp_processor_id(), cpu_online_mask);
+	bool queued;
 
+	/* The VM holds a reference, so this one cannot fail. */
+	__module_get(THIS_MODULE);
 	if (cpu >= nr_cpu_ids)
-		return queue_work(kvm_apf_wq, work);
+		queued = queue_work(vm->wq, work);
+	else
+		queued = queue_work_on(cpu, vm->wq, work);
+	/* A new item is never queued already; were it, it runs only once. */
+	if (!queued)
+		module_put(THIS_MODULE);
+	return queued;
+}
 
-	return queue_work_on(cpu, kvm_apf_wq, work);
+/*
+ * The last thing a fault-in item does. Its work function still returns
+ * into module text, which is safe: the module's exit waits for vm->wq.
+ */
+void kvm_apf_shim_work_done(void)
+{
+	module_put(THIS_MODULE);
 }
 
 struct kvm *kvm_apf_shim_vcpu_kvm(struct kvm_vcpu *vcpu)
@@ -175,9 +249,9 @@ bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu)
 	return !vcpu_mode_priv(vcpu);
 }
 
-int kvm_apf_shim_fault_in(struct kvm *kvm, unsigned long hva, bool write)
+int kvm_apf_shim_fault_in(struct kvm_apf_vm *vm, unsigned long hva, bool write)
 {
-	struct mm_struct *mm = kvm->mm;
+	struct mm_struct *mm = vm->mm;
 	int locked = 1;
 	long npages;
 

@@ -10,13 +10,23 @@
 #include <linux/types.h>
 
 struct kvm;
+struct kvm_apf_vm;
 struct kvm_vcpu;
 struct work_struct;
 
-/* Module lifetime: workqueue and provider registration. */
+/* Module lifetime: the release workqueue and provider registration. */
 int kvm_apf_shim_init(void);
 void kvm_apf_shim_exit(void);
-bool kvm_apf_shim_queue_work(struct work_struct *work);
+
+/*
+ * A VM's fault-in work: its workqueue and a reference on its mm, which
+ * outlive the VM until the last item is done; released (asynchronously,
+ * never from under an item of its own queue) by kvm_apf_shim_vm_release().
+ */
+struct kvm_apf_vm *kvm_apf_shim_vm_alloc(struct kvm *kvm);
+void kvm_apf_shim_vm_release(struct kvm_apf_vm *vm);
+bool kvm_apf_shim_queue_work(struct kvm_apf_vm *vm, struct work_struct *work);
+void kvm_apf_shim_work_done(void);
 
 /* VM and vCPU accessors. */
 struct kvm *kvm_apf_shim_vcpu_kvm(struct kvm_vcpu *vcpu);
@@ -27,7 +37,7 @@ struct kvm_vcpu *kvm_apf_shim_get_vcpu(struct kvm *kvm, unsigned long idx);
 bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu);
 
 /* Host worker: fault one page of the VM's address space in, then drop it. */
-int kvm_apf_shim_fault_in(struct kvm *kvm, unsigned long hva, bool write);
+int kvm_apf_shim_fault_in(struct kvm_apf_vm *vm, unsigned long hva, bool write);
 
 /* Tracepoints. */
 void kvm_apf_shim_trace_not_present(struct kvm_vcpu *vcpu, u64 token);

@@ -36,6 +36,18 @@ f=$(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | sum)
 [ "$cargo_rc" = 0 ] || [ "${f:-0}" != 0 ] || f=1
 tally "${p:-0}" "${f:-0}" 0 "cargo test"
 
+step "level 1: host cargo test (tools/vmm)"
+log=$APF_CACHE/vmm-cargo-test.log
+set +e
+CARGO_TARGET_DIR=$APF_CACHE/vmm/host-target cargo test --locked \
+	--manifest-path "$APF_ROOT/tools/vmm/Cargo.toml" 2>&1 | tee "$log" | grep -E '^(test result|running|error)|FAILED|panicked'
+vmm_rc=${PIPESTATUS[0]}
+set -e
+p=$(sed -nE 's/^test result:.* ([0-9]+) passed.*/\1/p' "$log" | sum)
+f=$(sed -nE 's/^test result:.* ([0-9]+) failed.*/\1/p' "$log" | sum)
+[ "$vmm_rc" = 0 ] || [ "${f:-0}" != 0 ] || f=1
+tally "${p:-0}" "${f:-0}" 0 "cargo test (tools/vmm)"
+
 step "level 1: bounded fuzzing of the pure logic (libFuzzer, 15 s per target)"
 set +e
 bash "$APF_ROOT/tools/fuzz.sh" 15 | tee "$APF_CACHE/fuzz.log"
@@ -60,6 +72,7 @@ step "building kvm_apf.ko"
 make -s -C "$APF_ROOT" modules >"$APF_CACHE/module-build.log" 2>&1 ||
 	{ tail -40 "$APF_CACHE/module-build.log"; die "module build failed (log: $APF_CACHE/module-build.log)"; }
 bash "$APF_ROOT/tools/build-selftests.sh"
+bash "$APF_ROOT/tools/build-vmm.sh"
 
 step "levels 2 and 3: emulated arm64 host"
 plan=$APF_ROOT/tools/vm/test.plan

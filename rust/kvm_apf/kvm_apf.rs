@@ -17,6 +17,7 @@ mod logic;
 mod logic_kunit;
 mod provider;
 mod vcpu;
+mod vm;
 
 module! {
     type: KvmApf,

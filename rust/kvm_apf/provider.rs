@@ -24,11 +24,16 @@ use crate::logic::config::ApfConfig;
 use crate::logic::config::AsyncPfState;
 use crate::logic::config::CapRequest;
 use crate::logic::config::SavedState;
+use crate::logic::hypercall::decode;
+use crate::logic::hypercall::Request;
 use crate::logic::hypercall::ASYNC_PF_FUNC_ID;
 use crate::logic::hypercall::NOT_SUPPORTED_RET;
 use crate::logic::record::RECORD_SIZE;
 use crate::logic::vcpu_state::Eligibility;
+use crate::logic::vcpu_state::Actions;
+use crate::vcpu::Core;
 use crate::vcpu::VcpuApf;
+use crate::vm::VmWork;
 
 /// Why a fault was left to block in the stage-2 handler (tracepoint
 /// `kvm_apf_sync`): the [`Eligibility`] refusals, then the glue's own.
@@ -49,11 +54,12 @@ const SYNC_FAULT_IN_FAILED: u32 = 8;
 const SYNC_NO_COMPLETION_SLOT: u32 = 9;
 const SYNC_NOTIFY_FAILED: u32 = 10;
 
-/// A VM with async page faults enabled and its configuration, for vCPUs
-/// created later.
+/// A VM with async page faults enabled: its configuration and its
+/// fault-in work, for vCPUs created later.
 pub(crate) struct VmEntry {
     kvm: usize,
     cfg: ApfConfig,
+    work: Arc<VmWork>,
 }
 
 global_lock! {
@@ -62,8 +68,11 @@ global_lock! {
     pub(crate) unsafe(uninit) static VMS: Mutex<KVec<VmEntry>> = KVec::new();
 }
 
-fn vm_config(kvm: *mut Kvm) -> Option<ApfConfig> {
-    VMS.lock().iter().find(|e| e.kvm == kvm as usize).map(|e| e.cfg)
+fn vm_entry(kvm: *mut Kvm) -> Option<(ApfConfig, Arc<VmWork>)> {
+    VMS.lock()
+        .iter()
+        .find(|e| e.kvm == kvm as usize)
+        .map(|e| (e.cfg, e.work.clone()))
 }
 
 /// Borrows the state of `vcpu`, if the VMM enabled the feature.
@@ -87,15 +96,18 @@ unsafe fn borrow<'a>(vcpu: *mut KvmVcpu) -> Option<ArcBorrow<'a, VcpuApf>> {
 ///
 /// # Safety
 ///
-/// `vcpu` is live, its mutex is held and `vcpu->arch.apf` is NULL.
-unsafe fn attach(vcpu: *mut KvmVcpu, cfg: ApfConfig) -> Result {
-    let apf = VcpuApf::new(vcpu, cfg)?;
+/// `vcpu` is live, of the VM `work` was made for; its mutex is held and
+/// `vcpu->arch.apf` is NULL.
+unsafe fn attach(vcpu: *mut KvmVcpu, cfg: ApfConfig, work: Arc<VmWork>) -> Result {
+    // SAFETY: by the function's contract.
+    let apf = unsafe { VcpuApf::new(vcpu, cfg, work) }?;
     // SAFETY: by the function's contract.
     unsafe { ffi::kvm_apf_shim_set_vcpu_state(vcpu, apf.into_foreign().cast()) };
     Ok(())
 }
 
-/// Waits for `vcpu`'s work items and frees its state.
+/// Unhooks `vcpu`'s state and disowns its work items (never waits for
+/// them: they finish on their own, without touching the vCPU).
 ///
 /// # Safety
 ///
@@ -112,7 +124,7 @@ unsafe fn detach(vcpu: *mut KvmVcpu) {
     // SAFETY: `ptr` came from `into_foreign` in `attach`; it was just
     // unhooked, so this is the only `from_foreign` for it.
     let apf = unsafe { <Arc<VcpuApf> as ForeignOwnable>::from_foreign(ptr) };
-    apf.quiesce();
+    apf.disown();
 }
 
 /// The online vCPUs of `kvm`.
@@ -162,18 +174,46 @@ unsafe fn guest_uses_feature(kvm: *mut Kvm) -> bool {
     })
 }
 
-fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
+/// Checks both INTIDs against what the VM's vGIC and devices say so far.
+///
+/// # Safety
+///
+/// `kvm` is live.
+unsafe fn validate_intids(kvm: *mut Kvm, cfg: &ApfConfig) -> Result {
+    for intid in [cfg.np_intid, cfg.ready_intid] {
+        // SAFETY: `kvm` is live (function contract).
+        kernel::error::to_result(unsafe { ffi::kvm_arm_apf_validate_intid(kvm, intid) })?;
+    }
+    Ok(())
+}
+
+/// # Safety
+///
+/// `kvm` is live and all its vCPU mutexes are held.
+unsafe fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
+    // SAFETY: `kvm` is live (function contract).
+    unsafe { validate_intids(kvm, &cfg) }?;
     let mut vms = VMS.lock();
     if vms.iter().any(|e| e.kvm == kvm as usize) {
         return Err(EBUSY);
     }
-    vms.push(VmEntry { kvm: kvm as usize, cfg }, GFP_KERNEL)?;
+    // SAFETY: `kvm` is live (function contract).
+    let work = unsafe { VmWork::new(kvm) }?;
+    // The list is the module's, not the VM's: not charged to the VMM.
+    vms.push(
+        VmEntry {
+            kvm: kvm as usize,
+            cfg,
+            work: work.clone(),
+        },
+        GFP_KERNEL,
+    )?;
     drop(vms);
 
-    // SAFETY: KVM calls enable_cap with every vCPU mutex held.
+    // SAFETY: all vCPU mutexes are held (function contract).
     for vcpu in unsafe { vcpus(kvm) } {
         // SAFETY: vCPU mutex held; state is NULL while the VM is disabled.
-        if let Err(e) = unsafe { attach(vcpu, cfg) } {
+        if let Err(e) = unsafe { attach(vcpu, cfg, work.clone()) } {
             // SAFETY: vCPU mutexes held.
             unsafe { detach_all(kvm) };
             forget_vm(kvm);
@@ -183,13 +223,26 @@ fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
     Ok(())
 }
 
+/// Whether fault-ins of `kvm` are still in flight (also ones whose token
+/// the guest dropped): the VMM is still fetching pages for it.
+fn vm_busy(kvm: *mut Kvm) -> bool {
+    VMS.lock()
+        .iter()
+        .find(|e| e.kvm == kvm as usize)
+        .is_some_and(|e| e.work.in_flight() > 0)
+}
+
 fn forget_vm(kvm: *mut Kvm) {
     VMS.lock().retain(|e| e.kvm != kvm as usize);
 }
 
-/// `KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF)`, every vCPU mutex held.
+/// `KVM_ENABLE_CAP(KVM_CAP_ARM_ASYNC_PF)`.
+///
+/// # Safety
+///
+/// `kvm` is live; KVM holds `kvm->lock` and every vCPU mutex.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_enable_cap(
+unsafe extern "C" fn kvm_apf_rs_enable_cap(
     kvm: *mut Kvm,
     flags: u64,
     slots: u64,
@@ -198,14 +251,16 @@ extern "C" fn kvm_apf_rs_enable_cap(
 ) -> c_int {
     let res = match validate_cap(&[flags, slots, np_intid, ready_intid]) {
         Err(_) => Err(EINVAL),
-        Ok(CapRequest::Enable(cfg)) => enable(kvm, cfg),
+        // SAFETY: by the function's contract.
+        Ok(CapRequest::Enable(cfg)) => unsafe { enable(kvm, cfg) },
         Ok(CapRequest::Disable) => {
-            // SAFETY: KVM holds every vCPU mutex.
-            if unsafe { guest_uses_feature(kvm) } {
-                // The guest would never hear of the tokens it waits for.
+            // SAFETY: by the function's contract.
+            if unsafe { guest_uses_feature(kvm) } || vm_busy(kvm) {
+                // The guest would never hear of the tokens it waits for,
+                // or pages are still being fetched for it.
                 Err(EBUSY)
             } else {
-                // SAFETY: KVM holds every vCPU mutex.
+                // SAFETY: by the function's contract.
                 unsafe { detach_all(kvm) };
                 forget_vm(kvm);
                 Ok(())
@@ -219,49 +274,67 @@ extern "C" fn kvm_apf_rs_enable_cap(
 }
 
 /// A vCPU created in a VM that has the feature enabled; may sleep.
+///
+/// # Safety
+///
+/// `vcpu` is a live vCPU being created, not visible to anyone else yet.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_vcpu_create(vcpu: *mut KvmVcpu) -> c_int {
-    // SAFETY: KVM passes a live vCPU.
+unsafe extern "C" fn kvm_apf_rs_vcpu_create(vcpu: *mut KvmVcpu) -> c_int {
+    // SAFETY: `vcpu` is live (function contract).
     let kvm = unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) };
-    let Some(cfg) = vm_config(kvm) else {
+    let Some((cfg, work)) = vm_entry(kvm) else {
         return 0;
     };
     // SAFETY: a new vCPU, not visible to anyone else yet; state is NULL.
-    match unsafe { attach(vcpu, cfg) } {
+    match unsafe { attach(vcpu, cfg, work) } {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
 /// `kvm_reset_vcpu()`: forget what the guest registered.
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
-    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+unsafe extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
+    // SAFETY: by the function's contract.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return;
     };
     let mut core = apf.core.lock();
     core.sync_gfn = None;
+    core.delivery_failed = false;
     core.state.reset();
 }
 
 /// The vCPU is about to be freed.
+///
+/// # Safety
+///
+/// `vcpu` is live and being destroyed: nobody else uses it.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_vcpu_destroy(vcpu: *mut KvmVcpu) {
-    // SAFETY: the vCPU is being destroyed: nobody else uses it.
+unsafe extern "C" fn kvm_apf_rs_vcpu_destroy(vcpu: *mut KvmVcpu) {
+    // SAFETY: by the function's contract.
     unsafe { detach(vcpu) };
 }
 
-/// VM teardown, after its vCPUs.
+/// VM teardown, after its vCPUs. Only forgets the VM: fault-ins still in
+/// flight keep its `VmWork` (workqueue, mm reference) until they are done.
 #[no_mangle]
 extern "C" fn kvm_apf_rs_vm_destroy(kvm: *mut Kvm) {
     forget_vm(kvm);
 }
 
 /// Cheap check at the stage-2 fault, before KVM tries `FOLL_NOWAIT`.
+///
+/// # Safety
+///
+/// `vcpu` is live; called on its thread, in `KVM_RUN`, its mutex held.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> bool {
-    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+unsafe extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> bool {
+    // SAFETY: by the function's contract.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return false;
     };
@@ -271,11 +344,14 @@ extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> bool {
     // SAFETY: live vCPU; the helper takes the vGIC locks it needs.
     let deliverable = unsafe { ffi::kvm_arm_apf_irq_deliverable(vcpu, apf.cfg.np_intid) };
 
-    let mut mem = apf.memory();
+    // SAFETY: a provider callback for `vcpu` (function contract).
+    let mut mem = unsafe { apf.memory() };
     let mut core = apf.core.lock();
     let reason = if core.sync_gfn == Some(gfn) {
         core.sync_gfn = None;
         SYNC_FAULT_IN_FAILED
+    } else if core.delivery_failed {
+        SYNC_NOTIFY_FAILED
     } else {
         match core.state.fault_eligible(gfn, at_el0, deliverable, &mut mem) {
             Eligibility::Eligible => return true,
@@ -290,15 +366,19 @@ extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> bool {
 
 /// The `FOLL_NOWAIT` lookup said the page needs I/O: take the fault (tell
 /// the guest, queue the work) or decline (KVM blocks as it always did).
+///
+/// # Safety
+///
+/// `vcpu` is live; called on its thread, in `KVM_RUN`, its mutex held.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_fault_start(
+unsafe extern "C" fn kvm_apf_rs_fault_start(
     vcpu: *mut KvmVcpu,
     ipa: u64,
     gfn: u64,
     hva: u64,
     write: bool,
 ) -> bool {
-    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+    // SAFETY: by the function's contract.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return false;
     };
@@ -321,13 +401,14 @@ extern "C" fn kvm_apf_rs_fault_start(
             return false;
         }
     };
-    if apf.execute(&actions).is_err() {
+    // SAFETY: a provider callback for `vcpu` in KVM_RUN (function contract).
+    if unsafe { apf.execute(&actions) }.is_err() {
         // The guest was not told: forget the token, clear it from the
         // record if it got there, and let KVM block as usual.
         let undo = core.state.fault_aborted(gfn);
-        // Best effort: if this fails too, the slot stays busy and later
-        // faults block, which is safe.
-        let _ = apf.execute(&undo);
+        // SAFETY: as above. If this fails too, the not-present slot reads
+        // busy and later faults block, which is safe: ignored on purpose.
+        let _ = unsafe { apf.execute(&undo) };
         drop(core);
         apf.unreserve_work();
         // SAFETY: live vCPU.
@@ -339,20 +420,42 @@ extern "C" fn kvm_apf_rs_fault_start(
     true
 }
 
+/// Runs the actions of a page-ready delivery. If one fails (the record is
+/// no longer RAM, or the vGIC refused the interrupt), the guest may wait
+/// for a notification that never comes: stop announcing faults so that no
+/// more tasks go to sleep, and say so in the trace.
+///
+/// # Safety
+///
+/// As [`VcpuApf::execute`].
+unsafe fn deliver(vcpu: *mut KvmVcpu, apf: &VcpuApf, core: &mut Core, actions: &Actions) {
+    // SAFETY: by the function's contract.
+    if unsafe { apf.execute(actions) }.is_err() && !core.delivery_failed {
+        core.delivery_failed = true;
+        // SAFETY: `vcpu` is live (function contract).
+        unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, 0, SYNC_NOTIFY_FAILED) };
+    }
+}
+
 /// `KVM_REQ_ASYNC_PF`: deliver what the workers completed.
+///
+/// # Safety
+///
+/// `vcpu` is live; called on its thread, in `KVM_RUN`, its mutex held.
 #[no_mangle]
-extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
-    // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
+unsafe extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
+    // SAFETY: by the function's contract.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return;
     };
-    let mut mem = apf.memory();
+    // SAFETY: a provider callback for `vcpu` (function contract).
+    let mut mem = unsafe { apf.memory() };
     {
         // The WAKE_ALL of a restore, if the page-ready slot is free now.
         let mut core = apf.core.lock();
         let actions = core.state.poll(&mut mem);
-        // Lost only if the record stopped being RAM since the restore.
-        let _ = apf.execute(&actions);
+        // SAFETY: a provider callback in KVM_RUN (function contract).
+        unsafe { deliver(vcpu, &apf, &mut core, &actions) };
     }
     while let Some(c) = apf.take_completion() {
         let gfn = c.gfn;
@@ -360,24 +463,34 @@ extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
         // same): the task that waited then does not fault once more. Not
         // under the lock: it takes the mmap lock and may allocate.
         if c.ok && apf.core.lock().state.is_outstanding(gfn) {
-            apf.map_page(gfn, c.write);
+            // SAFETY: on the vCPU thread, from KVM_REQ_ASYNC_PF.
+            unsafe { apf.map_page(gfn, c.write) };
         }
         let mut core = apf.core.lock();
         if !c.ok {
             core.sync_gfn = Some(gfn);
         }
         let actions = core.state.page_ready(gfn, &mut mem);
-        // A failed write leaves the guest without this page-ready; its
-        // task retries the access and faults again, synchronously if the
-        // page is now in.
-        let _ = apf.execute(&actions);
+        // SAFETY: a provider callback in KVM_RUN (function contract).
+        unsafe { deliver(vcpu, &apf, &mut core, &actions) };
     }
+}
+
+/// The VM of `vcpu`.
+///
+/// # Safety
+///
+/// `vcpu` is live.
+unsafe fn apf_kvm(vcpu: *mut KvmVcpu) -> *mut Kvm {
+    // SAFETY: by the function's contract.
+    unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) }
 }
 
 /// The async page fault hypercall and the SDEI range.
 ///
 /// # Safety
 ///
+/// `vcpu` is live; called on its thread, in `KVM_RUN`, its mutex held.
 /// `ret` points to four writable `u64`s.
 #[no_mangle]
 unsafe extern "C" fn kvm_apf_rs_hypercall(
@@ -391,13 +504,32 @@ unsafe extern "C" fn kvm_apf_rs_hypercall(
     // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
     if let Some(apf) = unsafe { borrow(vcpu) } {
         if func_id == ASYNC_PF_FUNC_ID {
-            let mut mem = apf.memory();
-            let mut core = apf.core.lock();
-            let res = core.state.handle_raw(a1, a2, &mut mem);
-            // The guest reads the record after the call: a failed write is
-            // its own registration going stale; nothing to unwind here.
-            let _ = apf.execute(&res.actions);
-            regs = res.regs;
+            let res = match decode(a1, a2) {
+                // Refused now rather than leaving a task asleep later: the
+                // VM has run, so the vGIC and its devices are final.
+                // SAFETY: the VM of a live vCPU is live.
+                Ok(Request::Enable(_)) if unsafe { validate_intids(apf_kvm(vcpu), &apf.cfg) }.is_err() => {
+                    Err(NOT_SUPPORTED_RET)
+                }
+                Ok(req) => Ok(req),
+                Err(e) => Err(e.ret()),
+            };
+            match res {
+                Ok(req) => {
+                    // SAFETY: a provider callback for `vcpu` (function contract).
+                    let mut mem = unsafe { apf.memory() };
+                    let mut core = apf.core.lock();
+                    let res = core.state.handle_call(req, &mut mem);
+                    // A failed write or signal here is a delivery (the
+                    // WAKE_ALL of DISABLE, the next page-ready of ACK_READY)
+                    // or the initialisation of the guest's new record: the
+                    // same rule as for completions applies.
+                    // SAFETY: a provider callback in KVM_RUN.
+                    unsafe { deliver(vcpu, &apf, &mut core, &res.actions) };
+                    regs = res.regs;
+                }
+                Err(ret) => regs[0] = ret,
+            }
         }
         // SDEI delivery is not implemented: every SDEI call is NOT_SUPPORTED.
     }
@@ -409,7 +541,8 @@ unsafe extern "C" fn kvm_apf_rs_hypercall(
 ///
 /// # Safety
 ///
-/// `record_gpa` and `flags` are writable.
+/// `vcpu` is live and its mutex is held; `record_gpa` and `flags` are
+/// writable.
 #[no_mangle]
 unsafe extern "C" fn kvm_apf_rs_get_state(
     vcpu: *mut KvmVcpu,
@@ -432,9 +565,13 @@ unsafe extern "C" fn kvm_apf_rs_get_state(
 /// `KVM_SET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_STATE)`: restore after
 /// migration; wakes every waiting task of the guest (`WAKE_ALL`) when the
 /// vCPU next runs.
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held (a vCPU ioctl of the VMM).
 #[no_mangle]
-extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u64) -> c_int {
-    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+unsafe extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u64) -> c_int {
+    // SAFETY: by the function's contract.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return ENXIO.to_errno();
     };
@@ -447,13 +584,14 @@ extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u
         return EINVAL.to_errno();
     };
     if let Some(gpa) = saved.record {
-        // SAFETY: `kvm` is alive while its vCPU is.
-        if !unsafe { ffi::kvm_arm_apf_gpa_is_ram(apf.kvm(), gpa, RECORD_SIZE as _) } {
+        // SAFETY: the VM of a live vCPU is live.
+        if !unsafe { ffi::kvm_arm_apf_gpa_is_ram(apf_kvm(vcpu), gpa, RECORD_SIZE as _) } {
             return EINVAL.to_errno();
         }
     }
     let mut core = apf.core.lock();
     core.sync_gfn = None;
+    core.delivery_failed = false;
     // The WAKE_ALL is written by the next KVM_REQ_ASYNC_PF on the vCPU
     // thread: guest writes must come from KVM_RUN context (dirty tracking)
     // and the vGIC is only initialised once the vCPU runs.

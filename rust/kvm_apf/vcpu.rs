@@ -7,17 +7,16 @@
 use kernel::{
     prelude::*,
     sync::{
-        new_condvar,
         new_mutex,
         new_spinlock,
         Arc,
-        CondVar,
         Mutex,
         SpinLock, //
     },
 };
 
 use crate::ffi;
+use crate::ffi::ApfVm;
 use crate::ffi::Kvm;
 use crate::ffi::KvmVcpu;
 use crate::logic::config::ApfConfig;
@@ -26,15 +25,17 @@ use crate::logic::vcpu_state::Action;
 use crate::logic::vcpu_state::Actions;
 use crate::logic::vcpu_state::GuestMemory;
 use crate::logic::vcpu_state::VcpuState;
+use crate::vm::VmWork;
 
 /// Kernel-allocated storage for the gfn table and the completion queue.
 pub(crate) struct Storage(KVec<u64>);
 
 impl Storage {
-    /// `n` zeroed entries, allocated once (`GFP_KERNEL`).
+    /// `n` zeroed entries, allocated once and charged to the caller's
+    /// memory cgroup (the VMM's).
     pub(crate) fn zeroed(n: usize) -> Result<Self> {
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        v.resize(n, 0, GFP_KERNEL)?;
+        let mut v = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
+        v.resize(n, 0, GFP_KERNEL_ACCOUNT)?;
         Ok(Self(v))
     }
 }
@@ -77,36 +78,50 @@ pub(crate) struct Core {
     /// synchronously, so that KVM reports the error (to the VMM) as it
     /// would have without async page faults, instead of the guest looping.
     pub(crate) sync_gfn: Option<u64>,
+    /// A page-ready could not be written or signalled (the record stopped
+    /// being guest RAM, or the vGIC refused the interrupt): the guest may
+    /// miss notifications, so no fault is announced any more until it
+    /// is reset or restored, and every fault blocks.
+    pub(crate) delivery_failed: bool,
 }
 
 /// The VM's memory as the state machine sees it. Reads go through
 /// `current->mm`: only used on the vCPU thread (or by an ioctl of the VMM).
+///
+/// # Invariants
+///
+/// The `Kvm` is alive as long as this value is (it is made by
+/// [`VcpuApf::memory`], whose caller guarantees that for its own scope).
 pub(crate) struct VmMemory(*mut Kvm);
 
 impl GuestMemory for VmMemory {
     fn is_ram(&mut self, gpa: u64, len: u64) -> bool {
-        // SAFETY: the `Kvm` outlives its vCPUs, whose threads use this.
+        // SAFETY: the `Kvm` is alive (type invariant).
         unsafe { ffi::kvm_arm_apf_gpa_is_ram(self.0, gpa, len as _) }
     }
 
     fn read_u64(&mut self, gpa: u64) -> Option<u64> {
-        let mut buf = [0u8; 8];
-        // SAFETY: as above; `buf` is 8 writable bytes on the stack.
-        let ret = unsafe { ffi::kvm_arm_apf_read_guest(self.0, gpa, buf.as_mut_ptr().cast(), 8) };
-        (ret == 0).then(|| u64::from_le_bytes(buf))
+        let mut val = 0u64;
+        // SAFETY: the `Kvm` is alive (type invariant); `val` is a writable
+        // `u64` on the stack.
+        let ret = unsafe { ffi::kvm_arm_apf_read_guest_u64(self.0, gpa, &mut val) };
+        (ret == 0).then_some(val)
     }
 }
 
 /// What workers share with the vCPU.
 struct Done {
-    /// Completed gfns (with [`FAULT_IN_FAILED`], [`WRITE_FAULT`]), drained on the vCPU
-    /// thread. Allocated once; [`VcpuApf::reserve_work`] keeps
-    /// `list.len() + in_flight <= list.capacity()`, so pushing never
-    /// allocates and never fails.
+    /// Completed gfns (with [`FAULT_IN_FAILED`], [`WRITE_FAULT`]), drained
+    /// on the vCPU thread. Allocated once with room for the slot count;
+    /// [`VcpuApf::reserve_work`] keeps `list.len() + in_flight` within it,
+    /// so pushing never allocates and never fails.
     list: KVec<u64>,
-    /// Work items queued and not yet completed.
+    /// Work items queued and not yet completed, including those whose
+    /// token the guest dropped (`DISABLE`, reset): they still hold a slot,
+    /// so a guest cannot have more items in flight than it has slots.
     in_flight: usize,
-    /// The vCPU is going away: no more kicks.
+    /// The vCPU is going away (or the VMM disabled the feature): no more
+    /// kicks, no more fault-ins; items still in flight finish on their own.
     dying: bool,
 }
 
@@ -115,70 +130,88 @@ struct Done {
 ///
 /// # Invariants
 ///
-/// `vcpu` and `kvm` are valid while `done.dying` is false or while the
-/// reference from `vcpu->arch.apf` is held: [`VcpuApf::destroy`] sets
-/// `dying` and waits for `in_flight == 0` before the vCPU is freed.
+/// `vcpu` and `kvm` are the vCPU and VM this state was made for. They are
+/// valid while `done.dying` is false: KVM frees them (or the VMM disables
+/// the feature) only after [`VcpuApf::disown`] has set it, under `done`.
+/// `done.list.capacity()` is the slot count.
 #[pin_data]
 pub(crate) struct VcpuApf {
     vcpu: *mut KvmVcpu,
     kvm: *mut Kvm,
     pub(crate) cfg: ApfConfig,
+    vm: Arc<VmWork>,
     #[pin]
     pub(crate) core: Mutex<Core>,
     #[pin]
     done: SpinLock<Done>,
-    #[pin]
-    idle: CondVar,
 }
 
 // SAFETY: the raw pointers are only dereferenced by C helpers that KVM
-// documents as callable from any thread (kick, interrupt signal, guest memory) and
-// only while the invariant above keeps them valid; everything else is
-// behind locks.
+// documents as callable from any thread (kick) under `done` while the
+// invariant keeps them valid, or on the vCPU thread from a provider
+// callback (`# Safety` of the methods that do); everything else is behind
+// locks.
 unsafe impl Send for VcpuApf {}
 // SAFETY: as for `Send`: shared access goes through `core` and `done`.
 unsafe impl Sync for VcpuApf {}
 
 impl VcpuApf {
-    /// Allocates the state of `vcpu` for a VM configured with `cfg`.
-    pub(crate) fn new(vcpu: *mut KvmVcpu, cfg: ApfConfig) -> Result<Arc<Self>> {
+    /// Allocates the state of `vcpu` for a VM configured with `cfg`, whose
+    /// fault-in work is `vm`. Charged to the caller's (the VMM's) memory
+    /// cgroup.
+    ///
+    /// # Safety
+    ///
+    /// `vcpu` is a live vCPU, of the VM `vm` was made for.
+    pub(crate) unsafe fn new(vcpu: *mut KvmVcpu, cfg: ApfConfig, vm: Arc<VmWork>) -> Result<Arc<Self>> {
         let slots = cfg.slots_usize();
         let cap = gfn_table::capacity_for(slots).ok_or(EINVAL)?;
         let table = Storage::zeroed(cap)?;
         let queue = Storage::zeroed(slots)?;
-        // Twice the slots: completions of items dropped by a guest DISABLE
-        // or a vCPU reset may still be in flight beside the new ones.
-        let list = KVec::with_capacity(2 * slots, GFP_KERNEL)?;
+        let list = KVec::with_capacity(slots, GFP_KERNEL_ACCOUNT)?;
         let state = State::new(cfg, kernel::page::PAGE_SHIFT as u32, table, queue)
             .map_err(|_| EINVAL)?;
-        // SAFETY: `vcpu` is a live vCPU (KVM calls the provider with it).
+        // SAFETY: `vcpu` is live (function contract).
         let kvm = unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) };
         Arc::pin_init(
+            // INVARIANT: `vcpu` and `kvm` are live now, `dying` is false;
+            // `list` has `slots` entries of capacity.
             try_pin_init!(VcpuApf {
                 vcpu,
                 kvm,
                 cfg,
-                core <- new_mutex!(Core { state, sync_gfn: None }),
+                vm,
+                core <- new_mutex!(Core { state, sync_gfn: None, delivery_failed: false }),
                 done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
-                idle <- new_condvar!(),
             }),
-            GFP_KERNEL,
+            GFP_KERNEL_ACCOUNT,
         )
     }
 
-    pub(crate) fn kvm(&self) -> *mut Kvm {
-        self.kvm
+    /// The shim's view of the VM's fault-in work (valid while `self` is).
+    pub(crate) fn vm_raw(&self) -> *mut ApfVm {
+        self.vm.raw()
     }
 
     /// The VM's memory, for the state machine.
-    pub(crate) fn memory(&self) -> VmMemory {
+    ///
+    /// # Safety
+    ///
+    /// Called from a provider callback for this vCPU: the VM is alive for
+    /// as long as the returned value is used there.
+    pub(crate) unsafe fn memory(&self) -> VmMemory {
+        // INVARIANT: alive for the caller's scope (function contract).
         VmMemory(self.kvm)
     }
 
-    /// Accounts for one more work item if a completion slot is free.
+    /// Accounts for one more work item if a slot of this vCPU (counting
+    /// items whose token was dropped) and room in the VM are free.
     pub(crate) fn reserve_work(&self) -> bool {
         let mut done = self.done.lock();
         if done.dying || done.list.len() + done.in_flight >= done.list.capacity() {
+            return false;
+        }
+        if !self.vm.reserve() {
             return false;
         }
         done.in_flight += 1;
@@ -188,33 +221,39 @@ impl VcpuApf {
     /// Gives back a reservation whose work item was never queued.
     pub(crate) fn unreserve_work(&self) {
         let mut done = self.done.lock();
-        done.in_flight -= 1;
-        if done.in_flight == 0 {
-            self.idle.notify_all();
-        }
+        done.in_flight = done.in_flight.saturating_sub(1);
+        self.vm.unreserve();
     }
 
-    /// A worker finished faulting in `gfn`: hand it to the vCPU.
+    /// Whether the vCPU is gone (or the feature disabled): the work item
+    /// need not fault its page in any more.
+    pub(crate) fn is_dying(&self) -> bool {
+        self.done.lock().dying
+    }
+
+    /// A worker finished faulting in `gfn`: hand it to the vCPU, unless
+    /// that is gone.
     pub(crate) fn complete(&self, gfn: u64, ok: bool, write: bool) {
         let mut done = self.done.lock();
-        let mut entry = gfn;
-        if !ok {
-            entry |= FAULT_IN_FAILED;
-        }
-        if write {
-            entry |= WRITE_FAULT;
-        }
-        // Cannot fail: `reserve_work` kept room for this entry.
-        let _ = done.list.push_within_capacity(entry);
         if !done.dying {
+            let mut entry = gfn;
+            if !ok {
+                entry |= FAULT_IN_FAILED;
+            }
+            if write {
+                entry |= WRITE_FAULT;
+            }
+            // Cannot fail: `reserve_work` kept room for this entry (and
+            // the list only shrinks otherwise). Were it to, the entry would
+            // be a lost completion of a token the state machine still
+            // holds: its page is in, so the guest's retried access maps it.
+            let _ = done.list.push_within_capacity(entry);
             // SAFETY: not dying, so the vCPU is alive (type invariant);
             // kicking is allowed in atomic context.
             unsafe { ffi::kvm_arm_apf_kick(self.vcpu) };
         }
-        done.in_flight -= 1;
-        if done.in_flight == 0 {
-            self.idle.notify_all();
-        }
+        done.in_flight = done.in_flight.saturating_sub(1);
+        self.vm.unreserve();
     }
 
     /// Takes one completion.
@@ -229,54 +268,57 @@ impl VcpuApf {
 
     /// Maps the page of a completed fault at stage 2 if it is resident, so
     /// that the task that waited for it does not fault once more. A page
-    /// that went away again is left to the guest's access.
-    pub(crate) fn map_page(&self, gfn: u64, write: bool) {
+    /// that went away again (or a refusal: a nested context, a protected
+    /// VM) is left to the guest's access, which then faults as usual.
+    ///
+    /// # Safety
+    ///
+    /// Called on the vCPU thread from `KVM_REQ_ASYNC_PF` (so the vCPU is
+    /// alive and loaded), as the helper requires.
+    pub(crate) unsafe fn map_page(&self, gfn: u64, write: bool) {
         let Some(ipa) = gfn.checked_mul(1 << kernel::page::PAGE_SHIFT) else {
             return;
         };
-        // SAFETY: `vcpu` is alive (type invariant); called on its thread
-        // from `KVM_REQ_ASYNC_PF`, as the helper requires.
+        // SAFETY: by the function's contract. The result only says whether
+        // the access of the woken task will fault again (see above).
         let _ = unsafe { ffi::kvm_arm_apf_map_page(self.vcpu, ipa, write) };
     }
 
-    /// Stops kicks and waits until no work item of this vCPU is in flight.
-    /// After this the vCPU may be freed.
-    pub(crate) fn quiesce(&self) {
-        let mut done = self.done.lock();
-        done.dying = true;
-        while done.in_flight != 0 {
-            self.idle.wait(&mut done);
-        }
+    /// Stops kicks and fault-ins. Never waits: an item blocked on a page
+    /// that is never served must not block the VMM's teardown. After this
+    /// the vCPU may be freed; items in flight only touch `self`.
+    pub(crate) fn disown(&self) {
+        self.done.lock().dying = true;
     }
 
     /// Executes the state machine's actions in order. Returns `Err` at the
     /// first one that failed (the caller decides what that means).
-    pub(crate) fn execute(&self, actions: &Actions) -> Result {
+    ///
+    /// # Safety
+    ///
+    /// Called on the vCPU thread from a provider callback in `KVM_RUN`
+    /// context (the vCPU and its VM are alive, the vCPU is loaded: guest
+    /// writes are charged to it for dirty tracking).
+    pub(crate) unsafe fn execute(&self, actions: &Actions) -> Result {
         for action in actions.iter() {
             if let Some(w) = action.guest_write() {
-                // SAFETY: `kvm` is alive (type invariant); the buffer is 8
-                // bytes on the stack.
+                // SAFETY: the VM is alive (function contract).
                 let ret = unsafe {
-                    ffi::kvm_arm_apf_write_guest(
-                        self.kvm,
-                        w.gpa,
-                        w.bytes.as_ptr().cast(),
-                        w.bytes.len() as _,
-                    )
+                    ffi::kvm_arm_apf_write_guest_u64(self.kvm, w.gpa, u64::from_le_bytes(w.bytes))
                 };
                 kernel::error::to_result(ret)?;
             }
             if let Some(intid) = action.signal() {
-                // SAFETY: `vcpu` is alive (type invariant).
+                // SAFETY: the vCPU is alive (function contract).
                 let ret = unsafe { ffi::kvm_arm_apf_signal_irq(self.vcpu, intid) };
                 kernel::error::to_result(ret)?;
             }
             match action {
-                // SAFETY: `vcpu` is alive (type invariant).
+                // SAFETY: the vCPU is alive (function contract).
                 Action::WriteNotPresent { token, .. } => unsafe {
                     ffi::kvm_apf_shim_trace_not_present(self.vcpu, token.raw())
                 },
-                // SAFETY: `vcpu` is alive (type invariant).
+                // SAFETY: the vCPU is alive (function contract).
                 Action::WriteReady { token, .. } => unsafe {
                     ffi::kvm_apf_shim_trace_ready(self.vcpu, token.raw())
                 },

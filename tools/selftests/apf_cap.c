@@ -188,7 +188,7 @@ int main(void)
 	apf_report_eq(kvm_check_cap(KVM_CAP_ARM_ASYNC_PF), 1,
 		      "KVM_CHECK_EXTENSION(KVM_CAP_ARM_ASYNC_PF) on /dev/kvm is 1");
 
-	ref0 = apf_module_refcnt();
+	ref0 = apf_module_refcnt_settled();
 	vm = vm_create_with_one_vcpu(&vcpu, guest_code);
 	/* A page of guest RAM for the record. */
 	record_gpa = addr_gva2gpa(vm, vm_alloc_page(vm));

@@ -414,6 +414,34 @@ static inline int apf_module_refcnt(void)
 	return atoi(buf);
 }
 
+/*
+ * The reference count once fault-ins of earlier VMs (each holds one until
+ * its page arrives or its userfaultfd is closed) have drained: the first
+ * value that stays the same for 1 s, within 60 s.
+ */
+static inline int apf_module_refcnt_settled(void)
+{
+	int prev = apf_module_refcnt(), cur, stable = 0, i;
+
+	for (i = 0; i < 600 && stable < 10; i++) {
+		usleep(100 * 1000);
+		cur = apf_module_refcnt();
+		stable = cur == prev ? stable + 1 : 0;
+		prev = cur;
+	}
+	return prev;
+}
+
+/* Wait up to timeout_s for the reference count to be want; returns it. */
+static inline int apf_module_refcnt_wait(int want, unsigned int timeout_s)
+{
+	unsigned int i;
+
+	for (i = 0; i < timeout_s * 50 && apf_module_refcnt() != want; i++)
+		usleep(20 * 1000);
+	return apf_module_refcnt();
+}
+
 static inline int apf_delete_module(unsigned int flags)
 {
 	return syscall(__NR_delete_module, APF_MODULE_NAME, flags);
