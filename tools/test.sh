@@ -68,11 +68,12 @@ h_skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | sum)
 [ "$h_rc" = 0 ] || cat "$log"
 tally $(( ${h_run:-0} - ${h_fail:-0} - ${h_skip:-0} )) "${h_fail:-0}" "${h_skip:-0}" "harness unittest"
 
-step "building kvm_apf.ko"
+step "building kvm_apf.ko and kvm_apf_guest.ko"
 make -s -C "$APF_ROOT" modules >"$APF_CACHE/module-build.log" 2>&1 ||
 	{ tail -40 "$APF_CACHE/module-build.log"; die "module build failed (log: $APF_CACHE/module-build.log)"; }
 bash "$APF_ROOT/tools/build-selftests.sh"
 bash "$APF_ROOT/tools/build-vmm.sh"
+bash "$APF_ROOT/tools/build-l2.sh"
 
 step "levels 2 and 3: emulated arm64 host"
 plan=$APF_ROOT/tools/vm/test.plan
