@@ -93,7 +93,8 @@ def fmt(fig):
 
 
 BRIEF = ("wait_per_page", "exits_fault_per_async_fault", "exits_ready_per_async_fault",
-         "exits_ack_ready_per_async_fault", "exits_abort_per_async_fault")
+         "exits_ack_ready_per_async_fault", "exits_abort_per_async_fault",
+         "scale_completions_per_s", "scale_completions_ratio", "scale_host_cpu_per_async_fault")
 
 
 def table(doc, brief=False):
