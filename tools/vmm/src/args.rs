@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::latency::Latency;
 use crate::layout;
+use crate::marker::Marker;
 
 /// The usage text of `--help`.
 pub const USAGE: &str = "\
@@ -30,6 +31,10 @@ Guest RAM served lazily (post-copy / snapshot restore stand-in):
                             uniform:MIN,MAX or exp:MEAN; DUR like 0, 200us,
                             1ms, 0.5s (default 0)
   --seed N                  seed of the latency distribution (default 1)
+  --remote-after MARKER     snapshot restore: when the guest's console first
+                            prints a line containing MARKER, pause the vCPUs,
+                            write the present pages to FILE, drop all of RAM
+                            (each page is served again from FILE) and resume
 
 Asynchronous page faults (needs kvm_apf.ko in the host):
   --async-pf                enable KVM_CAP_ARM_ASYNC_PF before the first run
@@ -54,6 +59,7 @@ const VALUED: &[&str] = &[
     "--mem-image",
     "--page-latency",
     "--seed",
+    "--remote-after",
     "--apf-not-present-intid",
     "--apf-ready-intid",
     "--apf-slots",
@@ -92,6 +98,8 @@ pub struct Config {
     pub memory: Memory,
     /// Async page faults, if asked for.
     pub async_pf: Option<AsyncPf>,
+    /// The console marker after which guest RAM is made remote again.
+    pub remote_after: Option<String>,
 }
 
 /// What the command line asks for.
@@ -138,6 +146,7 @@ where
     let mut mem_image = None;
     let mut latency = None;
     let mut seed = None;
+    let mut remote_after = None;
     let mut async_pf = false;
     let mut apf = AsyncPf::default();
     let mut apf_opts: Vec<&'static str> = Vec::new();
@@ -221,6 +230,10 @@ where
                         .map_err(|_| Error::new(format!("--seed: '{value}' is not a number")))?,
                 )
             }
+            "--remote-after" => {
+                Marker::new(&value).map_err(|e| Error::new(format!("--remote-after: {e}")))?;
+                remote_after = Some(value);
+            }
             "--async-pf" => async_pf = true,
             "--apf-not-present-intid" => {
                 apf.not_present_intid = parse_u32(opt, &value)?;
@@ -261,6 +274,9 @@ where
             if seed.is_some() {
                 return Err(Error::new("--seed needs --mem-image"));
             }
+            if remote_after.is_some() {
+                return Err(Error::new("--remote-after needs --mem-image (the image it writes RAM to)"));
+            }
             Memory::Present
         }
     };
@@ -278,6 +294,7 @@ where
         mem_size,
         memory,
         async_pf,
+        remote_after,
     }))
 }
 
@@ -309,6 +326,15 @@ mod tests {
         assert_eq!(c.mem_size, 256 << 20);
         assert_eq!(c.memory, Memory::Present);
         assert_eq!(c.async_pf, None);
+        assert_eq!(c.remote_after, None);
+    }
+
+    #[test]
+    fn remote_after() {
+        let c = run(&["--kernel", "I", "--mem-image", "m", "--remote-after", "APF-WORK: filled"]).unwrap();
+        assert_eq!(c.remote_after.as_deref(), Some("APF-WORK: filled"));
+        let c = run(&["--kernel", "I", "--mem-image", "m", "--remote-after=x"]).unwrap();
+        assert_eq!(c.remote_after.as_deref(), Some("x"));
     }
 
     #[test]
@@ -369,6 +395,10 @@ mod tests {
             (&["--kernel", "I", "--seed", "3"], "needs --mem-image"),
             (&["--kernel", "I", "--mem-image", "m", "--page-latency", "1"], "no unit"),
             (&["--kernel", "I", "--mem-image", "m", "--seed", "-1"], "--seed"),
+            (&["--kernel", "I", "--remote-after", "x"], "--remote-after needs --mem-image"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-after", ""], "marker is empty"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-after", "a\nb"], "control character"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-after"], "needs a value"),
             (&["--kernel", "I", "--apf-slots", "8"], "--apf-slots needs --async-pf"),
             (&["--kernel", "I", "--apf-allow-el1"], "needs --async-pf"),
             (&["--kernel", "I", "--async-pf", "--apf-slots", "3"], "--apf-slots 3"),

@@ -15,15 +15,21 @@
 
 mod apf;
 mod args;
+mod console;
 mod error;
 mod fdt;
 mod latency;
 mod layout;
+mod marker;
 mod page_server;
+mod pause;
 mod pl011;
+mod remote;
 mod schedule;
 mod uffd;
 
+#[cfg(target_arch = "aarch64")]
+mod restore;
 #[cfg(target_arch = "aarch64")]
 mod signals;
 #[cfg(target_arch = "aarch64")]

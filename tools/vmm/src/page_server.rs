@@ -6,14 +6,20 @@
 //! KVM's async page fault work items and vCPU teardown wait for it
 //! (Documentation/vmm-interface.rst, section 5). It stops when told to, and
 //! dropping the userfaultfd then wakes whoever still waits.
+//!
+//! Asked to (`make_remote`, with the vCPUs paused), it writes the present
+//! pages to the image and drops all of guest RAM (`remote.rs`): every page
+//! is then served again, from the image, as after a snapshot restore.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::fd::FromRawFd;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use std::time::Instant;
 
 use crate::error::Context;
@@ -21,6 +27,8 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::latency::Latency;
 use crate::latency::Rng;
+use crate::remote;
+use crate::remote::Remote;
 use crate::schedule::Request;
 use crate::schedule::Schedule;
 use crate::uffd::CopyResult;
@@ -56,13 +64,42 @@ pub struct Stats {
     pub woken: u64,
     /// Most pages queued at once.
     pub max_queued: u64,
+    /// Times guest RAM was made remote again.
+    pub remote_again: u64,
 }
 
 /// A running page server.
 #[derive(Debug)]
 pub struct PageServer {
     stop: Arc<OwnedFd>,
+    /// Written to ask for a `make_remote`, whose answer comes on `replies`.
+    request: Arc<OwnedFd>,
+    replies: mpsc::Receiver<Result<Remote>>,
     thread: JoinHandle<Result<Stats>>,
+}
+
+/// Adds one to an eventfd.
+fn signal(fd: &OwnedFd, what: &str) -> Result<()> {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live buffer to an eventfd we own.
+    let r = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    if r < 0 {
+        return Err(Error::last_os(format!("page server: cannot signal {what}")));
+    }
+    Ok(())
+}
+
+/// Reads an eventfd's count (0 if none), which resets it.
+fn take(fd: &OwnedFd) -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into a live buffer from a non-blocking
+    // eventfd we own.
+    let r = unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), b.len()) };
+    if r == 8 {
+        u64::from_ne_bytes(b)
+    } else {
+        0
+    }
 }
 
 fn eventfd() -> Result<OwnedFd> {
@@ -86,19 +123,41 @@ impl PageServer {
             .context(|| "page server: cannot stat the memory image")?
             .len();
         let stop = Arc::new(eventfd()?);
+        let request = Arc::new(eventfd()?);
+        let (reply, replies) = mpsc::channel();
         let worker = Worker {
             uffd,
             image,
             image_len,
             cfg,
             stop: Arc::clone(&stop),
+            request: Arc::clone(&request),
+            reply,
             stats: Stats::default(),
         };
         let thread = std::thread::Builder::new()
             .name("page-server".into())
             .spawn(move || worker.run())
             .context(|| "cannot start the page server thread")?;
-        Ok(PageServer { stop, thread })
+        Ok(PageServer { stop, request, replies, thread })
+    }
+
+    /// Has the server write the present pages of guest RAM to the memory
+    /// image (opened for writing) and drop all of RAM, so that every page is
+    /// served again; waits at most `timeout` for it. The caller has paused
+    /// every vCPU: nothing but the server may make pages present meanwhile.
+    pub fn make_remote(&self, timeout: Duration) -> Result<Remote> {
+        signal(&self.request, "a make-remote request")?;
+        match self.replies.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::new(format!(
+                "page server: guest RAM not written back and dropped within {} s",
+                timeout.as_secs()
+            ))),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(Error::new("page server: stopped before making guest RAM remote"))
+            }
+        }
     }
 
     /// Whether the thread has ended (it only does on its own on an error).
@@ -108,12 +167,7 @@ impl PageServer {
 
     /// Stops the server and returns what it did.
     pub fn stop(self) -> Result<Stats> {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: writes 8 bytes from a live buffer to an eventfd we own.
-        let r = unsafe { libc::write(self.stop.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-        if r < 0 {
-            return Err(Error::last_os("page server: cannot signal stop"));
-        }
+        signal(&self.stop, "stop")?;
         self.thread
             .join()
             .map_err(|_| Error::new("page server thread panicked"))?
@@ -126,6 +180,8 @@ struct Worker {
     image_len: u64,
     cfg: ServerConfig,
     stop: Arc<OwnedFd>,
+    request: Arc<OwnedFd>,
+    reply: mpsc::Sender<Result<Remote>>,
     stats: Stats,
 }
 
@@ -143,9 +199,18 @@ impl Worker {
                 self.serve(page, &mut buf)?;
             }
             let timeout = sched.next_due().map(|due| due.saturating_sub(now()));
-            let (uffd_ready, stop) = self.wait(timeout)?;
+            let (uffd_ready, stop, request) = self.wait(timeout)?;
             if stop {
                 return Ok(self.stats);
+            }
+            if request && take(&self.request) > 0 {
+                let r = self.make_remote(&mut sched);
+                let failed = r.as_ref().err().cloned();
+                // The asker may have given up waiting; its error says so.
+                let _ = self.reply.send(r);
+                if let Some(e) = failed {
+                    return Err(e);
+                }
             }
             if !uffd_ready {
                 continue;
@@ -186,32 +251,52 @@ impl Worker {
         self.cfg.base + page * self.cfg.page_size
     }
 
-    /// Waits until the userfaultfd or the stop eventfd is readable, or
-    /// `timeout` ns passed; returns (userfaultfd readable, stop asked).
-    fn wait(&self, timeout: Option<u64>) -> Result<(bool, bool)> {
+    /// Writes the present pages to the image, drops guest RAM, and forgets
+    /// which pages were served: each is served again when next touched.
+    fn make_remote(&mut self, sched: &mut Schedule) -> Result<Remote> {
+        // SAFETY: `base`/`len` is guest RAM, page aligned (vm-memory maps
+        // it), mapped until after this thread ends, registered with the
+        // userfaultfd only this thread serves; the caller paused the vCPUs
+        // (`PageServer::make_remote`).
+        let r = unsafe { remote::write_back_and_drop(&self.image, self.cfg.base, self.cfg.len, self.cfg.page_size) }?;
+        sched.forget_served();
+        self.image_len = self
+            .image
+            .metadata()
+            .context(|| "page server: cannot stat the memory image")?
+            .len();
+        self.stats.remote_again += 1;
+        Ok(r)
+    }
+
+    /// Waits until the userfaultfd, the stop or the request eventfd is
+    /// readable, or `timeout` ns passed; returns (userfaultfd readable,
+    /// stop asked, request pending).
+    fn wait(&self, timeout: Option<u64>) -> Result<(bool, bool, bool)> {
         let mut fds = [
             libc::pollfd { fd: self.uffd.fd().as_raw_fd(), events: libc::POLLIN, revents: 0 },
             libc::pollfd { fd: self.stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.request.as_raw_fd(), events: libc::POLLIN, revents: 0 },
         ];
         let ts = timeout.map(|ns| libc::timespec {
             tv_sec: (ns / 1_000_000_000) as libc::time_t,
             tv_nsec: (ns % 1_000_000_000) as libc::c_long,
         });
         let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: `fds` is a live array of two pollfds, `ts_ptr` null or a
-        // live timespec, and no signal mask is passed.
-        let r = unsafe { libc::ppoll(fds.as_mut_ptr(), 2, ts_ptr, std::ptr::null()) };
+        // SAFETY: `fds` is a live array of three pollfds, `ts_ptr` null or
+        // a live timespec, and no signal mask is passed.
+        let r = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, std::ptr::null()) };
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
-                return Ok((false, false));
+                return Ok((false, false, false));
             }
             return Err(Error::new(format!("page server: ppoll: {e}")));
         }
         if fds[0].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
             return Err(Error::new("page server: userfaultfd reported an error"));
         }
-        Ok((fds[0].revents & libc::POLLIN != 0, fds[1].revents != 0))
+        Ok((fds[0].revents & libc::POLLIN != 0, fds[1].revents != 0, fds[2].revents != 0))
     }
 
     /// Copies page `page` in from the image (zeros beyond its end).
@@ -333,6 +418,64 @@ mod tests {
         let stats = server.stop().unwrap();
         assert_eq!(stats.served, 3);
         assert_eq!(stats.zero_filled, 1);
+    }
+
+    fn write(map: &Mapping, off: usize, v: u8) {
+        assert!(off < map.len);
+        // SAFETY: `off` is inside the live mapping; the write may fault and
+        // be served by the page server thread.
+        unsafe { std::ptr::write_volatile(map.addr.add(off), v) };
+    }
+
+    #[test]
+    fn made_remote_pages_are_written_back_then_served_again() {
+        let uffd = match Uffd::new() {
+            Ok(u) => u,
+            Err(e) => {
+                eprintln!("skipped: no userfaultfd here ({e})");
+                return;
+            }
+        };
+        let ps = page_size();
+        let map = Mapping::new(4 * ps as usize);
+        // Page 0 is present before registration, like the boot payload.
+        write(&map, 5, 0x11);
+        uffd.register_missing(map.addr as u64, 4 * ps).unwrap();
+        let path = std::env::temp_dir().join(format!("apf-vmm-test-remote-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let probe = file.try_clone().unwrap();
+        let cfg = ServerConfig {
+            base: map.addr as u64,
+            len: 4 * ps,
+            page_size: ps,
+            latency: Latency::Fixed(20_000_000),
+            seed: 1,
+        };
+        let server = PageServer::spawn(uffd, file, cfg).unwrap();
+        // Page 2 is served (zeros: the image is empty), then written.
+        write(&map, 2 * ps as usize + 7, 0x22);
+        let r = server.make_remote(Duration::from_secs(10)).unwrap();
+        assert_eq!(r, Remote { written: 2, dropped: 4 });
+        let mut page = vec![0u8; ps as usize];
+        probe.read_exact_at(&mut page, 2 * ps).unwrap();
+        assert_eq!(page[7], 0x22);
+        // Each page is missing again and comes back from the image, after
+        // the latency.
+        let t = Instant::now();
+        assert_eq!(map.read(2 * ps as usize + 7), 0x22);
+        assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
+        assert_eq!(map.read(5), 0x11);
+        assert_eq!(map.read(3 * ps as usize), 0);
+        let stats = server.stop().unwrap();
+        assert_eq!(stats.remote_again, 1);
+        assert_eq!(stats.served, 1 + 3);
     }
 
     #[test]

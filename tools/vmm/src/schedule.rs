@@ -87,6 +87,12 @@ impl Schedule {
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
+
+    /// Forgets which pages were served (they were dropped and are missing
+    /// again); queued pages stay queued, they are still missing.
+    pub fn forget_served(&mut self) {
+        self.served.clear();
+    }
 }
 
 /// A fixed-size set of page indices.
@@ -102,6 +108,10 @@ impl Bitmap {
         self.0
             .get((bit / 64) as usize)
             .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
+
+    fn clear(&mut self) {
+        self.0.fill(0);
     }
 
     fn set(&mut self, bit: u64, on: bool) {
@@ -162,6 +172,21 @@ mod tests {
         assert_eq!(s.queued(), 1);
         assert_eq!(s.pop_due(10), Some(1));
         assert_eq!(s.request(1, 20, 10), Some(Request::AlreadyServed));
+    }
+
+    #[test]
+    fn forgotten_pages_are_queued_again_pending_ones_stay() {
+        let mut s = Schedule::new(4);
+        assert_eq!(s.request(0, 0, 10), Some(Request::Queued(10)));
+        assert_eq!(s.pop_due(10), Some(0));
+        assert_eq!(s.request(1, 10, 10), Some(Request::Queued(20)));
+        assert_eq!(s.request(0, 11, 0), Some(Request::AlreadyServed));
+        s.forget_served();
+        assert_eq!(s.request(0, 12, 5), Some(Request::Queued(17)));
+        assert_eq!(s.request(1, 12, 5), Some(Request::AlreadyPending));
+        assert_eq!(s.pop_due(20), Some(0));
+        assert_eq!(s.pop_due(20), Some(1));
+        assert_eq!(s.pop_due(u64::MAX), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! vCPUs: creation with PSCI 0.2 (secondaries powered off until the
 //! guest's `CPU_ON`), the boot registers, and the run loop of one vCPU
 //! thread, which handles MMIO for the PL011 and ends on a system event, an
-//! error, or a kick when the main thread asks all vCPUs to stop.
+//! error, or a kick when the main thread asks all vCPUs to stop; it parks
+//! outside KVM_RUN while the main thread pauses the VM (`pause.rs`).
 
 use std::io::Stdout;
 use std::mem::offset_of;
@@ -29,9 +30,11 @@ use kvm_ioctls::VcpuExit;
 use kvm_ioctls::VcpuFd;
 use kvm_ioctls::VmFd;
 
+use crate::console::Console;
 use crate::error::Context;
 use crate::error::Result;
 use crate::layout;
+use crate::pause::Gate;
 use crate::pl011::Pl011;
 
 /// PSTATE at entry: EL1h, D, A, I and F masked (arm64 booting.rst).
@@ -72,7 +75,9 @@ pub struct Shared {
     /// The first reason to stop, whoever found it.
     pub reason: Mutex<Option<ExitReason>>,
     /// The console.
-    pub uart: Mutex<Pl011<Stdout>>,
+    pub uart: Mutex<Pl011<Console<Stdout>>>,
+    /// Parks the vCPU threads outside KVM_RUN when the main thread asks.
+    pub pause: Gate,
     /// The VM, to signal the UART's interrupt.
     pub vm: Arc<VmFd>,
     /// Whether an unhandled MMIO access was reported already.
@@ -129,6 +134,10 @@ pub fn set_boot_regs(vcpu: &VcpuFd, entry: u64, dtb: u64) -> Result<()> {
 /// the right time (after all threads stopped, while the page server runs).
 pub fn run(mut vcpu: VcpuFd, id: u32, shared: &Shared) -> VcpuFd {
     while !shared.stop.load(Ordering::SeqCst) {
+        if shared.pause.requested() {
+            shared.pause.park(&shared.stop);
+            continue;
+        }
         match vcpu.run() {
             Ok(VcpuExit::MmioRead(addr, data)) => mmio_read(shared, addr, data),
             Ok(VcpuExit::MmioWrite(addr, data)) => mmio_write(shared, addr, data),

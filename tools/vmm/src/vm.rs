@@ -45,16 +45,21 @@ use crate::apf;
 use crate::apf::AsyncPf;
 use crate::args::Config;
 use crate::args::Memory;
+use crate::console::Console;
+use crate::console::MarkerHits;
 use crate::error::describe_errno;
 use crate::error::Context;
 use crate::error::Error;
 use crate::error::Result;
 use crate::fdt;
 use crate::layout;
+use crate::marker::Marker;
 use crate::page_server::PageServer;
 use crate::page_server::ServerConfig;
 use crate::page_server::Stats;
+use crate::pause::Gate;
 use crate::pl011::Pl011;
+use crate::restore::RemoteAfter;
 use crate::signals;
 use crate::uffd::Uffd;
 use crate::vcpu;
@@ -70,6 +75,7 @@ pub struct Outcome {
     cpus: u32,
     lazy: bool,
     async_pf: bool,
+    remote_after: bool,
     uffd: Stats,
     elapsed: Duration,
 }
@@ -82,13 +88,14 @@ impl Outcome {
             _ => String::new(),
         };
         format!(
-            "apf-vmm: exit={}{err} vcpus={} memory={} async_pf={} uffd_pages={} uffd_max_queued={} elapsed={:.2}s",
+            "apf-vmm: exit={}{err} vcpus={} memory={} async_pf={} uffd_pages={} uffd_max_queued={}{} elapsed={:.2}s",
             self.reason.word(),
             self.cpus,
             if self.lazy { "lazy" } else { "present" },
             if self.async_pf { "on" } else { "off" },
             self.uffd.served,
             self.uffd.max_queued,
+            if self.remote_after { format!(" remote_again={}", self.uffd.remote_again) } else { String::new() },
             self.elapsed.as_secs_f64()
         )
     }
@@ -219,7 +226,14 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
     let lazy = match &cfg.memory {
         Memory::Present => None,
         Memory::Lazy { image, latency, seed } => {
-            let file = open(image, "memory image")?;
+            let file = if cfg.remote_after.is_some() {
+                // RAM is written back to it.
+                std::fs::OpenOptions::new().read(true).write(true).open(image).context(|| {
+                    format!("cannot open memory image '{}' for reading and writing (--remote-after)", image.display())
+                })?
+            } else {
+                open(image, "memory image")?
+            };
             let len = file
                 .metadata()
                 .context(|| format!("cannot stat memory image '{}'", image.display()))?
@@ -333,6 +347,7 @@ pub fn run(cfg: &Config) -> Result<Outcome> {
         cpus: cfg.cpus,
         lazy: matches!(cfg.memory, Memory::Lazy { .. }),
         async_pf: cfg.async_pf.is_some(),
+        remote_after: cfg.remote_after.is_some(),
         uffd,
         elapsed: start.elapsed(),
     })
@@ -365,10 +380,19 @@ fn setup_and_run(
         );
     }
 
+    let mut remote_after = None;
+    let mut watch = None;
+    if let Some(m) = &cfg.remote_after {
+        let marker = Marker::new(m).map_err(|e| Error::new(format!("--remote-after: {e}")))?;
+        let hits = Arc::new(MarkerHits::default());
+        watch = Some((marker, Arc::clone(&hits)));
+        remote_after = Some(RemoteAfter::new(m.clone(), hits));
+    }
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         reason: Mutex::new(None),
-        uart: Mutex::new(Pl011::new(std::io::stdout())),
+        uart: Mutex::new(Pl011::new(Console::new(std::io::stdout(), watch))),
+        pause: Gate::default(),
         vm: Arc::clone(vm),
         mmio_warned: AtomicBool::new(false),
     });
@@ -394,6 +418,14 @@ fn setup_and_run(
         if server.is_some_and(PageServer::is_finished) {
             shared.finish(ExitReason::Error("the page server stopped".into()));
         }
+        if let Some(r) = &mut remote_after {
+            if let Err(e) = r.poll(&shared, &threads, server) {
+                shared.finish(ExitReason::Error(e.to_string()));
+            }
+        }
+    }
+    if let Some(r) = &remote_after {
+        r.report_unfired();
     }
 
     // Kick until every vCPU thread has left KVM_RUN; a kick that lands just

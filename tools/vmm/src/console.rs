@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The console's output: what the guest transmits on the PL011 goes to a
+//! writer (stdout), and, with `--remote-after MARKER`, through a
+//! [`Marker`] matcher too; each completed marker is counted in a
+//! [`MarkerHits`] that the main thread polls.
+
+use std::io::Write;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::marker::Marker;
+
+/// How many markers the guest transmitted; shared by the console (on a
+/// vCPU thread, under the UART lock) and the main thread.
+#[derive(Debug, Default)]
+pub struct MarkerHits(AtomicU64);
+
+impl MarkerHits {
+    /// Markers seen so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+/// The UART's output writer.
+#[derive(Debug)]
+pub struct Console<W: Write> {
+    out: W,
+    watch: Option<(Marker, Arc<MarkerHits>)>,
+}
+
+impl<W: Write> Console<W> {
+    /// Writes to `out`, and counts `marker` in `hits` if given.
+    pub fn new(out: W, watch: Option<(Marker, Arc<MarkerHits>)>) -> Self {
+        Console { out, watch }
+    }
+
+    /// The writer (tests).
+    #[cfg(test)]
+    pub fn inner(&self) -> &W {
+        &self.out
+    }
+}
+
+impl<W: Write> Write for Console<W> {
+    /// Takes all of `buf` or fails: the matcher sees every byte once even
+    /// when the output fails (the guest's console must not stop, nor the
+    /// marker be missed, because stdout is closed).
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some((marker, hits)) = &mut self.watch {
+            let n = marker.feed(buf);
+            if n > 0 {
+                hits.add(n);
+            }
+        }
+        self.out.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Broken;
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from_raw_os_error(libc::EPIPE))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn forwards_and_counts_markers_in_single_bytes() {
+        let hits = Arc::new(MarkerHits::default());
+        let marker = Marker::new("APF-WORK: filled").unwrap();
+        let mut c = Console::new(Vec::new(), Some((marker, Arc::clone(&hits))));
+        let text = b"x\nAPF-WORK: filled pages=1\nAPF-WORK: filled\n";
+        for b in text {
+            c.write_all(&[*b]).unwrap();
+        }
+        assert_eq!(c.inner().as_slice(), text);
+        assert_eq!(hits.get(), 2);
+    }
+
+    #[test]
+    fn a_broken_output_still_counts_once() {
+        let hits = Arc::new(MarkerHits::default());
+        let marker = Marker::new("ab").unwrap();
+        let mut c = Console::new(Broken, Some((marker, Arc::clone(&hits))));
+        assert!(c.write_all(b"a").is_err());
+        assert!(c.write_all(b"b").is_err());
+        assert_eq!(hits.get(), 1);
+    }
+
+    #[test]
+    fn without_a_marker_it_only_forwards() {
+        let mut c = Console::new(Vec::new(), None);
+        c.write_all(b"hello\n").unwrap();
+        assert_eq!(c.inner().as_slice(), b"hello\n");
+    }
+}
