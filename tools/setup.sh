@@ -32,24 +32,22 @@ fi
 
 mkdir -p "$APF_TOOLS"
 
+# cargo_tool CRATE@VERSION BINARY: install a tool from crates.io into the
+# cache (once) and print its version.
+cargo_tool() {
+	local crate=$1 bin=$APF_TOOLS/cargo/bin/$2
+	if [ ! -x "$bin" ]; then
+		cargo install --locked --root "$APF_TOOLS/cargo" "$crate" >/dev/null 2>"$APF_TOOLS/$2.log" ||
+			die "cargo install $crate failed (log: $APF_TOOLS/$2.log)" "check crates.io is reachable and cargo works"
+	fi
+	info "$("$bin" --version)"
+}
+
 step "bindgen-cli (crates.io)"
-if [ -x "$BINDGEN" ]; then
-	info "$("$BINDGEN" --version)"
-else
-	cargo install --locked --root "$APF_TOOLS/cargo" bindgen-cli@0.73.2 >/dev/null 2>"$APF_TOOLS/bindgen.log" ||
-		die "cargo install bindgen-cli failed (log: $APF_TOOLS/bindgen.log)" "check crates.io is reachable and cargo works"
-	info "$("$BINDGEN" --version)"
-fi
+cargo_tool bindgen-cli@0.73.2 bindgen
 
 step "cargo-fuzz (crates.io, for the fuzz targets of rust/logic_tests/fuzz)"
-CARGO_FUZZ=$APF_TOOLS/cargo/bin/cargo-fuzz
-if [ -x "$CARGO_FUZZ" ]; then
-	info "$("$CARGO_FUZZ" --version)"
-else
-	cargo install --locked --root "$APF_TOOLS/cargo" cargo-fuzz@0.13.2 >/dev/null 2>"$APF_TOOLS/cargo-fuzz.log" ||
-		die "cargo install cargo-fuzz failed (log: $APF_TOOLS/cargo-fuzz.log)" "check crates.io is reachable and cargo works"
-	info "$("$CARGO_FUZZ" --version)"
-fi
+cargo_tool cargo-fuzz@0.13.2 cargo-fuzz
 
 step "libclang (PyPI wheel)"
 if [ -f "$LIBCLANG_PATH/libclang.so" ]; then
