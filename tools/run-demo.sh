@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
-# The main job: build the patched host kernel and kvm_apf.ko, boot the
-# emulated arm64 host, load the module and show async page faults working
-# (tools/vm/demo.plan), then summarise what the console showed.
+# The main job: build the patched host kernel, kvm_apf.ko, the guest driver
+# and the VMM, boot the emulated arm64 host, load the module and show async
+# page faults working: the benchmark (tools/vm/demo.plan) on both clocks,
+# then an L2 Linux guest (tools/vm/demo-l2.plan); summarise the consoles.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 bash "$APF_ROOT/tools/setup.sh"
 bash "$APF_ROOT/tools/build-kernel.sh"
-step "building kvm_apf.ko"
+step "building kvm_apf.ko and kvm_apf_guest.ko"
 make -s -C "$APF_ROOT" modules >"$APF_CACHE/module-build.log" 2>&1 ||
 	{ tail -40 "$APF_CACHE/module-build.log"; die "module build failed (log: $APF_CACHE/module-build.log)"; }
 bash "$APF_ROOT/tools/build-selftests.sh"
+bash "$APF_ROOT/tools/build-vmm.sh"
+bash "$APF_ROOT/tools/build-l2.sh"
 
 # The benchmark runs once per clock: the instruction clock first (the
 # headline figures: they measure the code path, whatever else this machine
@@ -24,6 +27,11 @@ for clock in ${APF_DEMO_CLOCKS:-icount wall}; do
 	APF_CLOCK=$clock bash "$APF_ROOT/tools/run-host.sh" "$APF_ROOT/tools/vm/demo.plan" "$log" 1800
 	logs+=("$log")
 done
+
+# An L2 Linux guest with the guest driver, on the wall clock.
+step "emulated arm64 host: an L2 Linux guest with kvm_apf_guest.ko under tools/vmm"
+l2log=$APF_CACHE/console-demo-l2.log
+bash "$APF_ROOT/tools/run-host.sh" "$APF_ROOT/tools/vm/demo-l2.plan" "$l2log" 1200
 
 step "what happened"
 grep -E "kvm \[1\]: VHE|kvm_apf: |APF-DEMO" "${logs[0]}" | sed 's/^/    /' || true
@@ -45,5 +53,8 @@ if python3 "$APF_ROOT/tools/bench/results.py" collect "$results" "${logs[@]}" >/
 	python3 "$APF_ROOT/tools/bench/results.py" table --brief "$results" | sed 's/^/    /'
 	info "compare two runs: tools/bench/compare.py OLD.json $results"
 fi
+step "the L2 guest: its driver's counters at the end of its workload"
+grep -E "APF-L2-COUNTER done|run-l2: |apf-vmm: (async|exit)" "$l2log" | tr -d '\r' | sed 's/^/    /' ||
+	info "no L2 results in $l2log"
 [ ! -f "$APF_CACHE/bench/plot.png" ] || info "plot: $APF_CACHE/bench/plot.png (${logs[0]##*/})"
-info "full consoles: ${logs[*]}"
+info "full consoles: ${logs[*]} $l2log"
