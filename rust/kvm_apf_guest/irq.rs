@@ -62,6 +62,8 @@ impl CpuState {
             None => Err(EINVAL),
         };
         if queued.is_err() {
+            // Cannot fail: `idx` was announced under this same lock, so it
+            // is still `Queued`; the error is only for a wrong index.
             let _ = table.cancel(idx);
         }
         queued
