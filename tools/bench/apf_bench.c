@@ -903,27 +903,12 @@ static const unsigned int delays_ms[] = { 1, 10 };
 static const double target_util[] = { 0.98, 0.995 };
 #define NR_DELAYS	ARRAY_SIZE(delays_ms)
 
-/*
- * The emulated host's clock, from apf_clock= on its kernel command line
- * (tools/run-host.sh): "icount" (1 ns per guest instruction, idle time
- * skipped: figures measure the code path) or "wall" (real time: figures
- * depend on the load of the machine running the emulator).
- */
+/* The emulated host's clock (apf_read_clock()). */
 static char bench_clock[16] = "unknown";
 
 static void read_clock(void)
 {
-	char line[2048], *p;
-	FILE *f = fopen("/proc/cmdline", "r");
-
-	if (!f)
-		return;
-	if (fgets(line, sizeof(line), f)) {
-		p = strstr(line, "apf_clock=");
-		if (p)
-			sscanf(p + strlen("apf_clock="), "%15[a-z]", bench_clock);
-	}
-	fclose(f);
+	apf_read_clock(bench_clock, sizeof(bench_clock));
 }
 
 /*

@@ -349,17 +349,7 @@ static char bench_clock[16] = "unknown";
 
 static void read_clock(void)
 {
-	char line[2048], *p;
-	FILE *f = fopen("/proc/cmdline", "r");
-
-	if (!f)
-		return;
-	if (fgets(line, sizeof(line), f)) {
-		p = strstr(line, "apf_clock=");
-		if (p)
-			sscanf(p + strlen("apf_clock="), "%15[a-z]", bench_clock);
-	}
-	fclose(f);
+	apf_read_clock(bench_clock, sizeof(bench_clock));
 }
 
 static void json(const char *name, const char *mode, double value, const char *unit)

@@ -457,9 +457,9 @@ static int fi_uffd_handler(int mode, int uffd, struct uffd_msg *msg)
 		buf = aligned_alloc(fi_psize, fi_psize);
 		TEST_ASSERT(buf, "aligned_alloc");
 	}
-	/* Each guest page of the host page holds its own pattern. */
+	/* One test page per host page (fi_create()'s stride): one pattern. */
 	for (i = 0; i < fi_psize / sizeof(u64); i++)
-		buf[i] = (gva + (i * sizeof(u64) & ~(getpagesize() - 1UL))) ^ FI_PATTERN;
+		buf[i] = gva ^ FI_PATTERN;
 	copy.src = (u64)buf;
 	/* EEXIST: the vCPU and the worker both faulted; wake both anyway. */
 	if (ioctl(uffd, UFFDIO_COPY, &copy))
