@@ -31,10 +31,16 @@ Guest RAM served lazily (post-copy / snapshot restore stand-in):
                             uniform:MIN,MAX or exp:MEAN; DUR like 0, 200us,
                             1ms, 0.5s (default 0)
   --seed N                  seed of the latency distribution (default 1)
-  --remote-after MARKER     snapshot restore: when the guest's console first
-                            prints a line containing MARKER, pause the vCPUs,
+  --remote-after MARKER     snapshot restore: each time the guest's console
+                            prints a line containing MARKER, stop the vCPU
+                            that printed it right there, pause the others,
                             write the present pages to FILE, drop all of RAM
                             (each page is served again from FILE) and resume
+  --remote-latency LIST     the delay of each page after the n-th restore:
+                            the n-th SPEC of a comma-separated list, the last
+                            one for later restores (e.g. 0.2ms,1ms,10ms);
+                            --page-latency is then the delay before the first
+                            (default: --page-latency throughout)
 
 Asynchronous page faults (needs kvm_apf.ko in the host):
   --async-pf                enable KVM_CAP_ARM_ASYNC_PF before the first run
@@ -60,6 +66,7 @@ const VALUED: &[&str] = &[
     "--page-latency",
     "--seed",
     "--remote-after",
+    "--remote-latency",
     "--apf-not-present-intid",
     "--apf-ready-intid",
     "--apf-slots",
@@ -100,13 +107,16 @@ pub struct Config {
     pub async_pf: Option<AsyncPf>,
     /// The console marker after which guest RAM is made remote again.
     pub remote_after: Option<String>,
+    /// Per-page latency after the n-th time RAM was made remote (the last
+    /// entry for later ones); empty: the latency of `memory` throughout.
+    pub remote_latency: Vec<Latency>,
 }
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Boot a VM.
-    Run(Config),
+    Run(Box<Config>),
     /// Print the usage text.
     Help,
 }
@@ -147,6 +157,7 @@ where
     let mut latency = None;
     let mut seed = None;
     let mut remote_after = None;
+    let mut remote_latency = Vec::new();
     let mut async_pf = false;
     let mut apf = AsyncPf::default();
     let mut apf_opts: Vec<&'static str> = Vec::new();
@@ -234,6 +245,10 @@ where
                 Marker::new(&value).map_err(|e| Error::new(format!("--remote-after: {e}")))?;
                 remote_after = Some(value);
             }
+            "--remote-latency" => {
+                remote_latency = Latency::parse_list(&value)
+                    .map_err(|e| Error::new(format!("--remote-latency: {e}")))?;
+            }
             "--async-pf" => async_pf = true,
             "--apf-not-present-intid" => {
                 apf.not_present_intid = parse_u32(opt, &value)?;
@@ -256,6 +271,9 @@ where
     }
 
     let kernel = kernel.ok_or_else(|| Error::new("--kernel IMAGE is required (see --help)"))?;
+    if !remote_latency.is_empty() && remote_after.is_none() {
+        return Err(Error::new("--remote-latency needs --remote-after (the restores it gives latencies to)"));
+    }
     if let Some(first) = apf_opts.first() {
         if !async_pf {
             return Err(Error::new(format!("{first} needs --async-pf")));
@@ -286,7 +304,7 @@ where
     } else {
         None
     };
-    Ok(Command::Run(Config {
+    Ok(Command::Run(Box::new(Config {
         kernel,
         initrd,
         cmdline: cmdline.unwrap_or_else(|| "console=ttyAMA0".to_owned()),
@@ -295,7 +313,8 @@ where
         memory,
         async_pf,
         remote_after,
-    }))
+        remote_latency,
+    })))
 }
 
 #[cfg(test)]
@@ -304,7 +323,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Config> {
         match parse(args.iter().copied())? {
-            Command::Run(c) => Ok(c),
+            Command::Run(c) => Ok(*c),
             Command::Help => Err(Error::new("help")),
         }
     }
@@ -327,6 +346,27 @@ mod tests {
         assert_eq!(c.memory, Memory::Present);
         assert_eq!(c.async_pf, None);
         assert_eq!(c.remote_after, None);
+        assert!(c.remote_latency.is_empty());
+    }
+
+    #[test]
+    fn remote_latency_per_restore() {
+        let c = run(&[
+            "--kernel", "I", "--mem-image", "m", "--page-latency", "0", "--remote-after", "M",
+            "--remote-latency", "0.2ms,1ms,10ms",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.remote_latency,
+            vec![Latency::Fixed(200_000), Latency::Fixed(1_000_000), Latency::Fixed(10_000_000)]
+        );
+        assert_eq!(
+            c.memory,
+            Memory::Lazy { image: PathBuf::from("m"), latency: Latency::Fixed(0), seed: 1 }
+        );
+        let c = run(&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency=exp:1ms"])
+            .unwrap();
+        assert_eq!(c.remote_latency, vec![Latency::Exponential(1_000_000)]);
     }
 
     #[test]
@@ -399,6 +439,11 @@ mod tests {
             (&["--kernel", "I", "--mem-image", "m", "--remote-after", ""], "marker is empty"),
             (&["--kernel", "I", "--mem-image", "m", "--remote-after", "a\nb"], "control character"),
             (&["--kernel", "I", "--mem-image", "m", "--remote-after"], "needs a value"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-latency", "1ms"], "needs --remote-after"),
+            (&["--kernel", "I", "--remote-latency", "1ms"], "needs --remote-after"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency", "1ms,,2ms"], "empty item"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency", "1ms,5"], "--remote-latency"),
+            (&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency"], "needs a value"),
             (&["--kernel", "I", "--apf-slots", "8"], "--apf-slots needs --async-pf"),
             (&["--kernel", "I", "--apf-allow-el1"], "needs --async-pf"),
             (&["--kernel", "I", "--async-pf", "--apf-slots", "3"], "--apf-slots 3"),

@@ -2,7 +2,10 @@
 //! The console's output: what the guest transmits on the PL011 goes to a
 //! writer (stdout), and, with `--remote-after MARKER`, through a
 //! [`Marker`] matcher too; each completed marker is counted in a
-//! [`MarkerHits`] that the main thread polls.
+//! [`MarkerHits`] that the main thread polls. The count can also ask for a
+//! pause of the vCPUs first: the vCPU whose write completed the marker then
+//! parks before it re-enters the guest, so the guest stops exactly after
+//! the marker (a snapshot taken there).
 
 use std::io::Write;
 use std::sync::atomic::AtomicU64;
@@ -10,20 +13,35 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::marker::Marker;
+use crate::pause::Gate;
 
 /// How many markers the guest transmitted; shared by the console (on a
 /// vCPU thread, under the UART lock) and the main thread.
 #[derive(Debug, Default)]
-pub struct MarkerHits(AtomicU64);
+pub struct MarkerHits {
+    count: AtomicU64,
+    /// Asked to pause before a hit is counted.
+    gate: Option<Arc<Gate>>,
+}
 
 impl MarkerHits {
+    /// A count that asks `gate` for a pause before it counts a hit, so that
+    /// whoever sees the hit (the main thread) finds the pause requested,
+    /// and its resume ends it.
+    pub fn pausing(gate: Arc<Gate>) -> Self {
+        MarkerHits { count: AtomicU64::new(0), gate: Some(gate) }
+    }
+
     /// Markers seen so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
+        self.count.load(Ordering::SeqCst)
     }
 
     fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::SeqCst);
+        if let Some(g) = &self.gate {
+            g.request();
+        }
+        self.count.fetch_add(n, Ordering::SeqCst);
     }
 }
 
@@ -103,6 +121,22 @@ mod tests {
         assert!(c.write_all(b"a").is_err());
         assert!(c.write_all(b"b").is_err());
         assert_eq!(hits.get(), 1);
+    }
+
+    #[test]
+    fn a_pausing_count_requests_the_pause_before_it_counts() {
+        let gate = Arc::new(Gate::default());
+        let hits = Arc::new(MarkerHits::pausing(Arc::clone(&gate)));
+        let marker = Marker::new("go").unwrap();
+        let mut c = Console::new(Vec::new(), Some((marker, Arc::clone(&hits))));
+        c.write_all(b"g").unwrap();
+        assert!(!gate.requested());
+        c.write_all(b"o").unwrap();
+        assert!(gate.requested());
+        assert_eq!(hits.get(), 1);
+        gate.resume();
+        c.write_all(b"x\n").unwrap();
+        assert!(!gate.requested());
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! Spec syntax (`--page-latency`): `DUR`, `fixed:DUR`, `uniform:MIN,MAX`,
 //! `exp:MEAN` (exponential, the memoryless delay of a busy link). `DUR` is a
 //! decimal number with a unit `ns`, `us`, `ms` or `s`; `0` needs no unit.
+//! A list of specs (`--remote-latency`) separates them with commas:
+//! `0.2ms,1ms,uniform:5ms,15ms,exp:10ms` (a `uniform:` spec takes the next
+//! item as its MAX).
 
 use crate::error::Error;
 use crate::error::Result;
@@ -46,6 +49,29 @@ impl Latency {
         }
     }
 
+    /// Parses a comma-separated list of specs (at least one). Each item is
+    /// a spec, except that `uniform:MIN` takes the next item as its `,MAX`.
+    pub fn parse_list(list: &str) -> Result<Vec<Self>> {
+        let mut out = Vec::new();
+        let mut items = list.split(',');
+        while let Some(item) = items.next() {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err(Error::new(format!("bad latency list '{list}': an empty item")));
+            }
+            let spec = if item.starts_with("uniform:") {
+                let max = items
+                    .next()
+                    .ok_or_else(|| Error::new(format!("bad latency list '{list}': '{item}' needs ,MAX")))?;
+                format!("{item},{}", max.trim())
+            } else {
+                item.to_owned()
+            };
+            out.push(Latency::parse(&spec)?);
+        }
+        Ok(out)
+    }
+
     /// The expected value, in nanoseconds.
     pub fn mean_ns(&self) -> u64 {
         match *self {
@@ -75,6 +101,14 @@ impl Latency {
             }
         }
     }
+}
+
+/// The latency after restore `n` (1 for the first): the `n`-th of `list`,
+/// its last for later restores; `None` (keep the current one) if the list
+/// is empty.
+pub fn latency_of_restore(list: &[Latency], n: u64) -> Option<Latency> {
+    let i = usize::try_from(n.saturating_sub(1)).unwrap_or(usize::MAX);
+    list.get(i).or(list.last()).copied()
 }
 
 /// Parses `DUR` (see the module doc) into nanoseconds.
@@ -177,6 +211,38 @@ mod tests {
         assert!(Latency::parse("uniform:2ms").is_err());
         assert!(Latency::parse("gauss:1ms").is_err());
         assert!(Latency::parse("").is_err());
+    }
+
+    #[test]
+    fn lists_parse() {
+        assert_eq!(
+            Latency::parse_list("0.2ms,1ms,10ms"),
+            Ok(vec![Latency::Fixed(200_000), Latency::Fixed(1_000_000), Latency::Fixed(10_000_000)])
+        );
+        assert_eq!(Latency::parse_list("0"), Ok(vec![Latency::Fixed(0)]));
+        assert_eq!(
+            Latency::parse_list("uniform:1ms,2ms,exp:3ms, fixed:4ms"),
+            Ok(vec![
+                Latency::Uniform(1_000_000, 2_000_000),
+                Latency::Exponential(3_000_000),
+                Latency::Fixed(4_000_000)
+            ])
+        );
+        for bad in ["", ",", "1ms,", ",1ms", "1ms,,2ms", "uniform:1ms", "1ms,uniform:2ms", "1ms,10"] {
+            let e = Latency::parse_list(bad).expect_err(bad).to_string();
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(Latency::parse_list("1ms,10").unwrap_err().to_string().contains("no unit"));
+    }
+
+    #[test]
+    fn each_restore_takes_its_latency_then_the_last() {
+        let l = [Latency::Fixed(1), Latency::Fixed(2), Latency::Fixed(3)];
+        assert_eq!(latency_of_restore(&l, 1), Some(Latency::Fixed(1)));
+        assert_eq!(latency_of_restore(&l, 3), Some(Latency::Fixed(3)));
+        assert_eq!(latency_of_restore(&l, 4), Some(Latency::Fixed(3)));
+        assert_eq!(latency_of_restore(&l, u64::MAX), Some(Latency::Fixed(3)));
+        assert_eq!(latency_of_restore(&[], 1), None);
     }
 
     #[test]

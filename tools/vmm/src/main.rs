@@ -54,7 +54,7 @@ fn main() -> ExitCode {
             print!("{}", args::USAGE);
             return ExitCode::SUCCESS;
         }
-        Command::Run(cfg) => cfg,
+        Command::Run(cfg) => *cfg,
     };
     run(cfg)
 }

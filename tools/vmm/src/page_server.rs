@@ -9,7 +9,8 @@
 //!
 //! Asked to (`make_remote`, with the vCPUs paused), it writes the present
 //! pages to the image and drops all of guest RAM (`remote.rs`): every page
-//! is then served again, from the image, as after a snapshot restore.
+//! is then served again, from the image, as after a snapshot restore, with
+//! the latency given for that restore.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -66,6 +67,18 @@ pub struct Stats {
     pub max_queued: u64,
     /// Times guest RAM was made remote again.
     pub remote_again: u64,
+    /// Pages served since it was last made remote (all, if it never was).
+    pub served_since_remote: u64,
+}
+
+/// What one `make_remote` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MadeRemote {
+    /// The write-back and drop.
+    pub remote: Remote,
+    /// Pages served since the previous `make_remote` (since the start for
+    /// the first): what the guest touched in between.
+    pub served_since: u64,
 }
 
 /// A running page server.
@@ -74,7 +87,9 @@ pub struct PageServer {
     stop: Arc<OwnedFd>,
     /// Written to ask for a `make_remote`, whose answer comes on `replies`.
     request: Arc<OwnedFd>,
-    replies: mpsc::Receiver<Result<Remote>>,
+    replies: mpsc::Receiver<Result<MadeRemote>>,
+    /// The latency of each make-remote request, sent before its signal.
+    latencies: mpsc::Sender<Option<Latency>>,
     thread: JoinHandle<Result<Stats>>,
 }
 
@@ -124,7 +139,8 @@ impl PageServer {
             .len();
         let stop = Arc::new(eventfd()?);
         let request = Arc::new(eventfd()?);
-        let (reply, replies) = mpsc::channel();
+        let (reply, replies) = mpsc::channel::<Result<MadeRemote>>();
+        let (latencies, next_latency) = mpsc::channel::<Option<Latency>>();
         let worker = Worker {
             uffd,
             image,
@@ -133,20 +149,26 @@ impl PageServer {
             stop: Arc::clone(&stop),
             request: Arc::clone(&request),
             reply,
+            next_latency,
+            served_at_remote: 0,
             stats: Stats::default(),
         };
         let thread = std::thread::Builder::new()
             .name("page-server".into())
             .spawn(move || worker.run())
             .context(|| "cannot start the page server thread")?;
-        Ok(PageServer { stop, request, replies, thread })
+        Ok(PageServer { stop, request, replies, latencies, thread })
     }
 
     /// Has the server write the present pages of guest RAM to the memory
     /// image (opened for writing) and drop all of RAM, so that every page is
-    /// served again; waits at most `timeout` for it. The caller has paused
-    /// every vCPU: nothing but the server may make pages present meanwhile.
-    pub fn make_remote(&self, timeout: Duration) -> Result<Remote> {
+    /// served again, with `latency` from now on if given; waits at most
+    /// `timeout` for it. The caller has paused every vCPU: nothing but the
+    /// server may make pages present meanwhile.
+    pub fn make_remote(&self, timeout: Duration, latency: Option<Latency>) -> Result<MadeRemote> {
+        self.latencies
+            .send(latency)
+            .map_err(|_| Error::new("page server: stopped before making guest RAM remote"))?;
         signal(&self.request, "a make-remote request")?;
         match self.replies.recv_timeout(timeout) {
             Ok(r) => r,
@@ -181,7 +203,11 @@ struct Worker {
     cfg: ServerConfig,
     stop: Arc<OwnedFd>,
     request: Arc<OwnedFd>,
-    reply: mpsc::Sender<Result<Remote>>,
+    reply: mpsc::Sender<Result<MadeRemote>>,
+    /// The latency of each make-remote request, sent before its signal.
+    next_latency: mpsc::Receiver<Option<Latency>>,
+    /// `stats.served` at the last make-remote.
+    served_at_remote: u64,
     stats: Stats,
 }
 
@@ -201,6 +227,7 @@ impl Worker {
             let timeout = sched.next_due().map(|due| due.saturating_sub(now()));
             let (uffd_ready, stop, request) = self.wait(timeout)?;
             if stop {
+                self.stats.served_since_remote = self.stats.served - self.served_at_remote;
                 return Ok(self.stats);
             }
             if request && take(&self.request) > 0 {
@@ -252,8 +279,17 @@ impl Worker {
     }
 
     /// Writes the present pages to the image, drops guest RAM, and forgets
-    /// which pages were served: each is served again when next touched.
-    fn make_remote(&mut self, sched: &mut Schedule) -> Result<Remote> {
+    /// which pages were served: each is served again when next touched,
+    /// with the request's latency if it has one.
+    fn make_remote(&mut self, sched: &mut Schedule) -> Result<MadeRemote> {
+        // Sent before the request's signal, so it is there; after an asker
+        // that gave up, the signals of two requests may be read as one: the
+        // last latency is the newest request's.
+        let latency = self
+            .next_latency
+            .try_iter()
+            .last()
+            .ok_or_else(|| Error::new("page server: a make-remote request without its latency"))?;
         // SAFETY: `base`/`len` is guest RAM, page aligned (vm-memory maps
         // it), mapped until after this thread ends, registered with the
         // userfaultfd only this thread serves; the caller paused the vCPUs
@@ -266,7 +302,12 @@ impl Worker {
             .context(|| "page server: cannot stat the memory image")?
             .len();
         self.stats.remote_again += 1;
-        Ok(r)
+        if let Some(l) = latency {
+            self.cfg.latency = l;
+        }
+        let served_since = self.stats.served - self.served_at_remote;
+        self.served_at_remote = self.stats.served;
+        Ok(MadeRemote { remote: r, served_since })
     }
 
     /// Waits until the userfaultfd, the stop or the request eventfd is
@@ -461,21 +502,29 @@ mod tests {
         let server = PageServer::spawn(uffd, file, cfg).unwrap();
         // Page 2 is served (zeros: the image is empty), then written.
         write(&map, 2 * ps as usize + 7, 0x22);
-        let r = server.make_remote(Duration::from_secs(10)).unwrap();
-        assert_eq!(r, Remote { written: 2, dropped: 4 });
+        let r = server.make_remote(Duration::from_secs(10), Some(Latency::Fixed(60_000_000))).unwrap();
+        assert_eq!(r, MadeRemote { remote: Remote { written: 2, dropped: 4 }, served_since: 1 });
         let mut page = vec![0u8; ps as usize];
         probe.read_exact_at(&mut page, 2 * ps).unwrap();
         assert_eq!(page[7], 0x22);
         // Each page is missing again and comes back from the image, after
-        // the latency.
+        // the restore's latency.
         let t = Instant::now();
         assert_eq!(map.read(2 * ps as usize + 7), 0x22);
-        assert!(t.elapsed() >= Duration::from_millis(20), "{:?}", t.elapsed());
+        assert!(t.elapsed() >= Duration::from_millis(60), "{:?}", t.elapsed());
         assert_eq!(map.read(5), 0x11);
         assert_eq!(map.read(3 * ps as usize), 0);
+        // A second restore without a latency keeps the last one, and counts
+        // what was served since the first.
+        let r = server.make_remote(Duration::from_secs(10), None).unwrap();
+        assert_eq!(r, MadeRemote { remote: Remote { written: 3, dropped: 4 }, served_since: 3 });
+        let t = Instant::now();
+        assert_eq!(map.read(5), 0x11);
+        assert!(t.elapsed() >= Duration::from_millis(60), "{:?}", t.elapsed());
         let stats = server.stop().unwrap();
-        assert_eq!(stats.remote_again, 1);
-        assert_eq!(stats.served, 1 + 3);
+        assert_eq!(stats.remote_again, 2);
+        assert_eq!(stats.served, 1 + 3 + 1);
+        assert_eq!(stats.served_since_remote, 1);
     }
 
     #[test]

@@ -76,8 +76,9 @@ pub struct Shared {
     pub reason: Mutex<Option<ExitReason>>,
     /// The console.
     pub uart: Mutex<Pl011<Console<Stdout>>>,
-    /// Parks the vCPU threads outside KVM_RUN when the main thread asks.
-    pub pause: Gate,
+    /// Parks the vCPU threads outside KVM_RUN when the main thread (or the
+    /// console, at a `--remote-after` marker) asks.
+    pub pause: Arc<Gate>,
     /// The VM, to signal the UART's interrupt.
     pub vm: Arc<VmFd>,
     /// Whether an unhandled MMIO access was reported already.

@@ -95,7 +95,14 @@ impl Outcome {
             if self.async_pf { "on" } else { "off" },
             self.uffd.served,
             self.uffd.max_queued,
-            if self.remote_after { format!(" remote_again={}", self.uffd.remote_again) } else { String::new() },
+            if self.remote_after {
+                format!(
+                    " remote_again={} uffd_pages_since_remote={}",
+                    self.uffd.remote_again, self.uffd.served_since_remote
+                )
+            } else {
+                String::new()
+            },
             self.elapsed.as_secs_f64()
         )
     }
@@ -380,19 +387,23 @@ fn setup_and_run(
         );
     }
 
+    let pause = Arc::new(Gate::default());
     let mut remote_after = None;
     let mut watch = None;
     if let Some(m) = &cfg.remote_after {
         let marker = Marker::new(m).map_err(|e| Error::new(format!("--remote-after: {e}")))?;
-        let hits = Arc::new(MarkerHits::default());
+        // The vCPU that completes the marker parks before it re-enters the
+        // guest: the guest is stopped, and its RAM made remote, exactly
+        // after the marker, as if restored from a snapshot taken there.
+        let hits = Arc::new(MarkerHits::pausing(Arc::clone(&pause)));
         watch = Some((marker, Arc::clone(&hits)));
-        remote_after = Some(RemoteAfter::new(m.clone(), hits));
+        remote_after = Some(RemoteAfter::new(m.clone(), hits, cfg.remote_latency.clone()));
     }
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         reason: Mutex::new(None),
         uart: Mutex::new(Pl011::new(Console::new(std::io::stdout(), watch))),
-        pause: Gate::default(),
+        pause,
         vm: Arc::clone(vm),
         mmio_warned: AtomicBool::new(false),
     });
