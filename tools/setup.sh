@@ -10,7 +10,7 @@ SUDO=
 
 DEB_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web rust-web-src
 	qemu-system-arm flex bison bc libelf-dev libssl-dev cpio kmod make gcc
-	python3 xz-utils git perl"
+	python3 xz-utils git perl spin"
 
 step "Debian packages"
 missing=

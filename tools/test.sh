@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Every test level, one verdict:
 #   1. host: cargo test of the module's pure logic (with the fuzz corpus
-#      replayed), a bounded fuzzing run, unit tests of the harness;
+#      replayed), a bounded fuzzing run, SPIN model checking of the
+#      page-ready protocols, unit tests of the harness;
 #   2. KUnit suites of kvm_apf.ko, run at insmod in the emulated arm64 host;
 #   3. kselftest-style end-to-end tests of the project and the stock KVM
 #      selftest regression set, in the emulated host with the module loaded.
@@ -53,6 +54,12 @@ set +e
 bash "$APF_ROOT/tools/fuzz.sh" 15 | tee "$APF_CACHE/fuzz.log"
 set -e
 tally "$(grep -c ': ok' "$APF_CACHE/fuzz.log")" "$(grep -c ': FAILED' "$APF_CACHE/fuzz.log")" 0 "fuzz"
+
+step "level 1: model checking of the page-ready protocols (SPIN)"
+set +e
+bash "$APF_ROOT/tools/model/check.sh" | tee "$APF_CACHE/model.log"
+set -e
+tally "$(grep -c ': ok' "$APF_CACHE/model.log")" "$(grep -c ': FAILED' "$APF_CACHE/model.log")" 0 "model checking"
 
 step "level 1: harness self-tests"
 log=$APF_CACHE/harness-test.log
