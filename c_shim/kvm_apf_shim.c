@@ -249,6 +249,12 @@ bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu)
 	return !vcpu_mode_priv(vcpu);
 }
 
+/* MPIDR_EL1 affinity (Aff3..Aff0) that the guest reads on this vCPU. */
+u64 kvm_apf_shim_vcpu_mpidr(struct kvm_vcpu *vcpu)
+{
+	return kvm_vcpu_get_mpidr_aff(vcpu);
+}
+
 int kvm_apf_shim_fault_in(struct kvm_apf_vm *vm, unsigned long hva, bool write)
 {
 	struct mm_struct *mm = vm->mm;

@@ -35,6 +35,7 @@ void kvm_apf_shim_set_vcpu_state(struct kvm_vcpu *vcpu, void *state);
 unsigned long kvm_apf_shim_nr_vcpus(struct kvm *kvm);
 struct kvm_vcpu *kvm_apf_shim_get_vcpu(struct kvm *kvm, unsigned long idx);
 bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu);
+u64 kvm_apf_shim_vcpu_mpidr(struct kvm_vcpu *vcpu);
 
 /* Host worker: fault one page of the VM's address space in, then drop it. */
 int kvm_apf_shim_fault_in(struct kvm_apf_vm *vm, unsigned long hva, bool write);

@@ -47,6 +47,7 @@ extern "C" {
     pub(crate) fn kvm_apf_shim_nr_vcpus(kvm: *mut Kvm) -> c_ulong;
     pub(crate) fn kvm_apf_shim_get_vcpu(kvm: *mut Kvm, idx: c_ulong) -> *mut KvmVcpu;
     pub(crate) fn kvm_apf_shim_vcpu_at_el0(vcpu: *mut KvmVcpu) -> bool;
+    pub(crate) fn kvm_apf_shim_vcpu_mpidr(vcpu: *mut KvmVcpu) -> u64;
     pub(crate) fn kvm_apf_shim_fault_in(vm: *mut ApfVm, hva: c_ulong, write: bool) -> c_int;
     pub(crate) fn kvm_apf_shim_trace_not_present(vcpu: *mut KvmVcpu, token: u64);
     pub(crate) fn kvm_apf_shim_trace_ready(vcpu: *mut KvmVcpu, token: u64);

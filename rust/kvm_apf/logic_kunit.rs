@@ -191,4 +191,52 @@ mod tests {
         assert_eq!(st.counters().wake_all, 1);
         Ok(())
     }
+
+    /// VM-wide page-ready with the kernel storage the provider uses: a
+    /// completion becomes a queue entry that holds its vCPU's slot until
+    /// `GET_READY` pops it, and `DISABLE`'s `WAKE_ALL` voids the entries.
+    #[test]
+    fn vm_wide_ready_queue() -> Result {
+        use crate::logic::vcpu_state::VmView;
+        use crate::logic::vm_ready::VmReadyQueue;
+
+        let Ok(CapRequest::Enable(cfg)) = validate_cap(&[1, 2, 20, 40]) else {
+            return Err(EINVAL);
+        };
+        let mut st = State::new(cfg, PAGE_SHIFT, Storage::zeroed(capacity_for(2).ok_or(EINVAL)?)?, Storage::zeroed(2)?)
+            .map_err(|_| EINVAL)?;
+        assert!(st.is_vm_wide());
+        let mut q = VmReadyQueue::new(Storage::zeroed(0)?, Storage::zeroed(0)?);
+        let (ne, nv) = q.sizes_with_one_more(2).ok_or(EINVAL)?;
+        let (idx, _, _) = q
+            .add_vcpu(Storage::zeroed(ne)?, Storage::zeroed(nv)?, 2)
+            .map_err(|_| EINVAL)?;
+        let mut m = Mem::new(0x2000);
+        assert_eq!(st.handle_raw(2, 0x2000, &mut m).regs[0], SUCCESS_RET);
+        assert_eq!(st.handle_raw(3, 0, &mut m).regs[0], SUCCESS_RET);
+        let none = VmView::default();
+        assert_eq!(st.fault_eligible_vm(1, true, true, &none, &mut m), Eligibility::Eligible);
+        st.fault_started_vm(1, &none).map_err(|_| EINVAL)?;
+        m.clear(0x2000);
+        let a = st.page_ready(1, &mut m);
+        let mut it = a.iter();
+        let Some(Action::VmReady { token }) = it.next() else {
+            return Err(EINVAL);
+        };
+        assert_eq!(it.next(), None);
+        assert_eq!(q.push(idx, 0x8000_0102, token), Ok(true));
+        // The queued entry still holds a slot, and its token blocks.
+        let queued = q.queued(idx);
+        let view = VmView { tokens: queued.tokens as usize, wake_all: false, has_token: q.contains(idx, token) };
+        assert_eq!(st.fault_eligible_vm(1, true, true, &view, &mut m), Eligibility::AlreadyPending);
+        assert_eq!(q.get_ready_regs(), [SUCCESS_RET, 1 << PAGE_SHIFT, 0x102, 0]);
+        assert_eq!(q.get_ready_regs(), [NOT_REQUIRED_RET, 0, 0, 0]);
+        // ACK_READY has nothing to do with an SPI; DISABLE's WAKE_ALL
+        // goes to the VM queue.
+        assert_eq!(st.handle_raw(5, 0, &mut m).regs[0], NOT_REQUIRED_RET);
+        let r = st.handle_raw(4, 0, &mut m);
+        assert_eq!(r.regs[0], SUCCESS_RET);
+        assert!(r.actions.iter().any(|a| a == Action::VmReady { token: Token::WAKE_ALL }));
+        Ok(())
+    }
 }

@@ -125,6 +125,8 @@ unsafe fn detach(vcpu: *mut KvmVcpu) {
     // unhooked, so this is the only `from_foreign` for it.
     let apf = unsafe { <Arc<VcpuApf> as ForeignOwnable>::from_foreign(ptr) };
     apf.disown();
+    // Its entries name a vCPU that is gone (they hold no pointer to it).
+    apf.drop_vm_ready();
 }
 
 /// The online vCPUs of `kvm`.
@@ -170,7 +172,10 @@ unsafe fn guest_uses_feature(kvm: *mut Kvm) -> bool {
             return false;
         };
         let core = apf.core.lock();
-        core.state.is_enabled() || core.state.outstanding() > 0 || core.state.ready_waiting()
+        core.state.is_enabled()
+            || core.state.outstanding() > 0
+            || core.state.ready_waiting()
+            || apf.vm.ready_waiting()
     })
 }
 
@@ -307,6 +312,8 @@ unsafe extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
     core.sync_gfn = None;
     core.delivery_failed = false;
     core.state.reset();
+    // Under `core`: no completion of this vCPU pushes meanwhile.
+    apf.drop_vm_ready();
 }
 
 /// The vCPU is about to be freed.
@@ -353,7 +360,8 @@ unsafe extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> 
     } else if core.delivery_failed {
         SYNC_NOTIFY_FAILED
     } else {
-        match core.state.fault_eligible(gfn, at_el0, deliverable, &mut mem) {
+        let view = apf.vm_view(gfn);
+        match core.state.fault_eligible_vm(gfn, at_el0, deliverable, &view, &mut mem) {
             Eligibility::Eligible => return true,
             Eligibility::NotEnabled => return false,
             e => sync_reason(e),
@@ -391,7 +399,7 @@ unsafe extern "C" fn kvm_apf_rs_fault_start(
         return false;
     }
     let mut core = apf.core.lock();
-    let actions = match core.state.fault_started(gfn) {
+    let actions = match core.state.fault_started_vm(gfn, &apf.vm_view(gfn)) {
         Ok(actions) => actions,
         Err(e) => {
             drop(core);
@@ -515,6 +523,10 @@ unsafe extern "C" fn kvm_apf_rs_hypercall(
                 Err(e) => Err(e.ret()),
             };
             match res {
+                // VM-wide page-ready: any vCPU pops the VM's queue; no
+                // vCPU state is involved.
+                Ok(Request::GetReady) if apf.cfg.ready_is_ppi() => regs[0] = NOT_SUPPORTED_RET,
+                Ok(Request::GetReady) => regs = apf.vm.get_ready(),
                 Ok(req) => {
                     // SAFETY: a provider callback for `vcpu` (function contract).
                     let mut mem = unsafe { apf.memory() };
@@ -596,6 +608,8 @@ unsafe extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, f
     // thread: guest writes must come from KVM_RUN context (dirty tracking)
     // and the vGIC is only initialised once the vCPU runs.
     core.state.restore(&saved);
+    // The tokens of this vCPU's queued page-ready are void now.
+    apf.drop_vm_ready();
     drop(core);
     // SAFETY: live vCPU; a request plus a kick is fine from an ioctl.
     unsafe { ffi::kvm_arm_apf_kick(vcpu) };

@@ -25,29 +25,31 @@ use crate::logic::vcpu_state::Action;
 use crate::logic::vcpu_state::Actions;
 use crate::logic::vcpu_state::GuestMemory;
 use crate::logic::vcpu_state::VcpuState;
+use crate::logic::vcpu_state::VmView;
 use crate::vm::VmWork;
 
-/// Kernel-allocated storage for the gfn table and the completion queue.
-pub(crate) struct Storage(KVec<u64>);
+/// Kernel-allocated storage for the gfn table, the completion queue and
+/// the VM's ready queue.
+pub(crate) struct Storage<T = u64>(KVec<T>);
 
-impl Storage {
+impl<T: Clone + Default> Storage<T> {
     /// `n` zeroed entries, allocated once and charged to the caller's
     /// memory cgroup (the VMM's).
     pub(crate) fn zeroed(n: usize) -> Result<Self> {
         let mut v = KVec::with_capacity(n, GFP_KERNEL_ACCOUNT)?;
-        v.resize(n, 0, GFP_KERNEL_ACCOUNT)?;
+        v.resize(n, T::default(), GFP_KERNEL_ACCOUNT)?;
         Ok(Self(v))
     }
 }
 
-impl AsRef<[u64]> for Storage {
-    fn as_ref(&self) -> &[u64] {
+impl<T> AsRef<[T]> for Storage<T> {
+    fn as_ref(&self) -> &[T] {
         &self.0
     }
 }
 
-impl AsMut<[u64]> for Storage {
-    fn as_mut(&mut self) -> &mut [u64] {
+impl<T> AsMut<[T]> for Storage<T> {
+    fn as_mut(&mut self) -> &mut [T] {
         &mut self.0
     }
 }
@@ -139,7 +141,9 @@ pub(crate) struct VcpuApf {
     vcpu: *mut KvmVcpu,
     kvm: *mut Kvm,
     pub(crate) cfg: ApfConfig,
-    vm: Arc<VmWork>,
+    pub(crate) vm: Arc<VmWork>,
+    /// This vCPU's index in the VM's ready queue (VM-wide page-ready).
+    ready_idx: Option<u32>,
     #[pin]
     pub(crate) core: Mutex<Core>,
     #[pin]
@@ -171,6 +175,12 @@ impl VcpuApf {
         let list = KVec::with_capacity(slots, GFP_KERNEL_ACCOUNT)?;
         let state = State::new(cfg, kernel::page::PAGE_SHIFT as u32, table, queue)
             .map_err(|_| EINVAL)?;
+        // Room in the VM's ready queue for this vCPU's slots and WAKE_ALL.
+        let ready_idx = if state.is_vm_wide() {
+            Some(vm.add_ready_vcpu(slots)?)
+        } else {
+            None
+        };
         // SAFETY: `vcpu` is live (function contract).
         let kvm = unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) };
         Arc::pin_init(
@@ -181,6 +191,7 @@ impl VcpuApf {
                 kvm,
                 cfg,
                 vm,
+                ready_idx,
                 core <- new_mutex!(Core { state, sync_gfn: None, delivery_failed: false }),
                 done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
             }),
@@ -284,6 +295,23 @@ impl VcpuApf {
         let _ = unsafe { ffi::kvm_arm_apf_map_page(self.vcpu, ipa, write) };
     }
 
+    /// What the VM's ready queue holds for this vCPU, for a fault on `gfn`
+    /// (nothing with a PPI).
+    pub(crate) fn vm_view(&self, gfn: u64) -> VmView {
+        match self.ready_idx {
+            Some(idx) => self.vm.ready_view(idx, gfn),
+            None => VmView::default(),
+        }
+    }
+
+    /// Drops this vCPU's entries from the VM's ready queue (reset,
+    /// restore, detach): the tokens they carry are void.
+    pub(crate) fn drop_vm_ready(&self) {
+        if let Some(idx) = self.ready_idx {
+            self.vm.drop_ready(idx);
+        }
+    }
+
     /// Stops kicks and fault-ins. Never waits: an item blocked on a page
     /// that is never served must not block the VMM's teardown. After this
     /// the vCPU may be freed; items in flight only touch `self`.
@@ -322,6 +350,14 @@ impl VcpuApf {
                 Action::WriteReady { token, .. } => unsafe {
                     ffi::kvm_apf_shim_trace_ready(self.vcpu, token.raw())
                 },
+                Action::VmReady { token } => {
+                    let idx = self.ready_idx.ok_or(EINVAL)?;
+                    // SAFETY: the vCPU is alive and this is its thread
+                    // (function contract).
+                    unsafe { self.vm.push_ready(self.vcpu, idx, self.cfg.ready_intid, token) }?;
+                    // SAFETY: the vCPU is alive (function contract).
+                    unsafe { ffi::kvm_apf_shim_trace_ready(self.vcpu, token.raw()) };
+                }
                 _ => {}
             }
         }

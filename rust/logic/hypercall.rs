@@ -16,8 +16,12 @@ pub const ASYNC_PF_FUNC_ID: u32 = 0xc600_0042;
 /// (function number minus 64).
 pub const VENDOR_HYP_BMAP_2_BIT: u32 = ASYNC_PF_FUNC_NUM - 64;
 
-/// ABI version returned by [`Request::Version`]: major 1, minor 0.
-pub const VERSION: u64 = 0x0001_0000;
+/// ABI version returned by [`Request::Version`]: major 1, minor 1
+/// (1.1: `GET_READY`, VM-wide page-ready on an SPI for any number of
+/// vCPUs).
+pub const VERSION: u64 = 0x0001_0001;
+/// The first version with `GET_READY` (VM-wide page-ready on an SPI).
+pub const VERSION_1_1: u64 = 0x0001_0001;
 
 /// SMCCC `SUCCESS`.
 pub const SUCCESS: i64 = 0;
@@ -51,6 +55,8 @@ pub mod op {
     pub const DISABLE: u64 = 4;
     /// `ACK_READY`: the guest cleared `ready_token` and saw `ack_ready`.
     pub const ACK_READY: u64 = 5;
+    /// `GET_READY` (1.1): pop the oldest VM-wide page-ready (SPI only).
+    pub const GET_READY: u64 = 6;
 }
 
 /// `ENABLE` flag: also notify faults taken at EL1.
@@ -133,6 +139,8 @@ pub enum Request {
     Disable,
     /// `ACK_READY`.
     AckReady,
+    /// `GET_READY`.
+    GetReady,
 }
 
 /// Decodes the operation in `x1` and its argument in `x2`.
@@ -160,6 +168,7 @@ pub const fn decode(x1: u64, x2: u64) -> Result<Request, SmcccError> {
         },
         op::DISABLE => Ok(Request::Disable),
         op::ACK_READY => Ok(Request::AckReady),
+        op::GET_READY => Ok(Request::GetReady),
         _ => Err(SmcccError::NotSupported),
     }
 }
@@ -176,7 +185,8 @@ mod tests {
         assert_eq!(decode(2, u64::MAX), Ok(Request::SetRecord(None)));
         assert_eq!(decode(3, 2), Err(SmcccError::InvalidParameter));
         assert_eq!(decode(5, 0), Ok(Request::AckReady));
-        assert_eq!(decode(6, 0), Err(SmcccError::NotSupported));
+        assert_eq!(decode(6, 0), Ok(Request::GetReady));
+        assert_eq!(decode(7, 0), Err(SmcccError::NotSupported));
         assert_eq!(NOT_REQUIRED_RET, 0xffff_ffff_ffff_fffe);
     }
 }

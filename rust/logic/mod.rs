@@ -19,3 +19,4 @@ pub(crate) mod record;
 pub(crate) mod sleepers;
 pub(crate) mod token;
 pub(crate) mod vcpu_state;
+pub(crate) mod vm_ready;

@@ -32,6 +32,16 @@
 //! covers every dropped token with one `WAKE_ALL`. Completions that arrive
 //! later for dropped gfns are not in the table and are ignored, so nothing is
 //! delivered twice.
+//!
+//! # VM-wide page-ready (an SPI)
+//!
+//! With an SPI as page-ready INTID the record's `ready_token` and
+//! `ack_ready` are never used: a completion and a `WAKE_ALL` become an
+//! [`Action::VmReady`], which the glue pushes to the VM's ready queue
+//! (`super::vm_ready`), where the guest fetches it with `GET_READY` on any
+//! vCPU. A queued entry still holds this vCPU's slot and a queued
+//! `WAKE_ALL` still blocks new announcements; the glue passes what the
+//! VM queue holds for this vCPU as a [`VmView`].
 
 use super::completion_queue::CompletionQueue;
 use super::config::ApfConfig;
@@ -87,11 +97,32 @@ pub enum Action {
         /// INTID.
         intid: u32,
     },
-    /// Signal the page-ready interrupt (PPI of this vCPU or SPI; an edge).
+    /// Signal the page-ready PPI of this vCPU (an edge).
     SignalReady {
         /// INTID.
         intid: u32,
     },
+    /// VM-wide page-ready (SPI): push (this vCPU, `token`) to the VM's
+    /// ready queue and, if that arms it, signal the SPI, under the VM's
+    /// lock. A `WAKE_ALL` first drops this vCPU's queued entries.
+    VmReady {
+        /// Token or `WAKE_ALL`.
+        token: Token,
+    },
+}
+
+/// What the VM's ready queue holds for this vCPU, read by the glue under
+/// the VM's lock just before a fault is checked. Only entries can leave
+/// the queue meanwhile (other vCPUs' `GET_READY`), so a stale view can
+/// only refuse a fault that would have been eligible.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VmView {
+    /// Page-ready tokens of this vCPU queued: slots in use.
+    pub tokens: usize,
+    /// A `WAKE_ALL` of this vCPU is queued.
+    pub wake_all: bool,
+    /// The token of the faulting gfn is queued for this vCPU.
+    pub has_token: bool,
 }
 
 impl Action {
@@ -261,6 +292,8 @@ pub struct VcpuState<T, Q> {
     /// `ready_pending`).
     ready_slot: Token,
     wake_all_pending: bool,
+    /// Page-ready is VM-wide (an SPI): see the module documentation.
+    vm_wide: bool,
     table: GfnTable<T>,
     queue: CompletionQueue<Q>,
     counters: Counters,
@@ -295,6 +328,7 @@ where
             ready_pending: false,
             ready_slot: Token::NONE,
             wake_all_pending: false,
+            vm_wide: !cfg.ready_is_ppi(),
             table,
             queue,
             counters: Counters::default(),
@@ -329,6 +363,11 @@ where
     /// Whether a page-ready token was written and not seen consumed yet.
     pub fn ready_pending(&self) -> bool {
         self.ready_pending
+    }
+
+    /// Whether page-ready is VM-wide (an SPI, fetched with `GET_READY`).
+    pub fn is_vm_wide(&self) -> bool {
+        self.vm_wide
     }
 
     /// Whether page-ready notifications wait for the page-ready slot.
@@ -404,6 +443,17 @@ where
     /// `ack_ready` telling whether more wait, then the interrupt. The
     /// caller checked that the slot is free.
     fn deliver_next(&mut self, out: &mut Actions) -> bool {
+        if self.vm_wide {
+            // Nothing waits in this vCPU but a WAKE_ALL not pushed yet.
+            if !core::mem::take(&mut self.wake_all_pending) {
+                return false;
+            }
+            out.push(Action::VmReady {
+                token: Token::WAKE_ALL,
+            });
+            self.counters.wake_all += 1;
+            return true;
+        }
         let Some(record) = self.record else {
             return false;
         };
@@ -437,6 +487,10 @@ where
     /// free, else ask the guest (`ack_ready`) to call `ACK_READY` once it
     /// has cleared the slot.
     fn push_ready<M: GuestMemory>(&mut self, mem: &mut M, out: &mut Actions) {
+        if self.vm_wide {
+            self.deliver_next(out);
+            return;
+        }
         let Some(record) = self.record else {
             return;
         };
@@ -483,9 +537,11 @@ where
                 }
                 // A page-ready the guest has not consumed is wiped by the
                 // initialisation below: cover it with a WAKE_ALL there.
-                self.refresh_ready(mem);
-                if self.ready_pending {
-                    self.wake_all_pending = true;
+                if !self.vm_wide {
+                    self.refresh_ready(mem);
+                    if self.ready_pending {
+                        self.wake_all_pending = true;
+                    }
                 }
                 self.record = Some(ipa);
                 self.np_pending = false;
@@ -540,6 +596,7 @@ where
                 self.push_ready(mem, &mut out);
                 CallResult::ok(out)
             }
+            Request::AckReady if self.vm_wide => CallResult::err(SmcccError::NotRequired),
             Request::AckReady => {
                 self.refresh_ready(mem);
                 if self.ready_pending || !self.deliver_next(&mut out) {
@@ -547,6 +604,9 @@ where
                 }
                 CallResult::ok(out)
             }
+            // VM-wide: answered from the VM's ready queue by the caller,
+            // which does not come here for it.
+            Request::GetReady => CallResult::err(SmcccError::NotSupported),
         }
     }
 
@@ -571,6 +631,19 @@ where
         irq_deliverable: bool,
         mem: &mut M,
     ) -> Eligibility {
+        self.fault_eligible_vm(gfn, at_el0, irq_deliverable, &VmView::default(), mem)
+    }
+
+    /// [`Self::fault_eligible`] with what the VM's ready queue holds for
+    /// this vCPU (VM-wide page-ready; ignored otherwise).
+    pub fn fault_eligible_vm<M: GuestMemory>(
+        &mut self,
+        gfn: u64,
+        at_el0: bool,
+        irq_deliverable: bool,
+        vm: &VmView,
+        mem: &mut M,
+    ) -> Eligibility {
         self.refresh_np(mem);
         if self.ready_pending
             && (self.ready_slot.is_wake_all()
@@ -578,7 +651,7 @@ where
         {
             self.refresh_ready(mem);
         }
-        let e = self.eligibility(gfn, at_el0, irq_deliverable);
+        let e = self.eligibility(gfn, at_el0, irq_deliverable, vm);
         match e {
             Eligibility::AlreadyPending => self.counters.blocked_on_pending += 1,
             Eligibility::NotPresentBusy | Eligibility::WakeAllPending => self.counters.np_busy += 1,
@@ -592,20 +665,24 @@ where
         e
     }
 
-    fn eligibility(&self, gfn: u64, at_el0: bool, irq_deliverable: bool) -> Eligibility {
+    fn eligibility(&self, gfn: u64, at_el0: bool, irq_deliverable: bool, vm: &VmView) -> Eligibility {
+        let vm = if self.vm_wide { *vm } else { VmView::default() };
         if !self.enabled || self.record.is_none() {
             Eligibility::NotEnabled
         } else if !at_el0 && !self.notify_el1 {
             Eligibility::El1NotAllowed
         } else if Token::from_gfn(gfn, self.page_shift).is_none() {
             Eligibility::NoToken
-        } else if self.is_outstanding(gfn) || self.ready_unconsumed(gfn) {
+        } else if self.is_outstanding(gfn) || self.ready_unconsumed(gfn) || vm.has_token {
             Eligibility::AlreadyPending
         } else if self.np_pending {
             Eligibility::NotPresentBusy
-        } else if self.wake_all_pending || (self.ready_pending && self.ready_slot.is_wake_all()) {
+        } else if self.wake_all_pending
+            || (self.ready_pending && self.ready_slot.is_wake_all())
+            || vm.wake_all
+        {
             Eligibility::WakeAllPending
-        } else if self.slots_in_use() >= self.cfg.slots_usize() {
+        } else if self.slots_in_use().saturating_add(vm.tokens) >= self.cfg.slots_usize() {
             Eligibility::TableFull
         } else if !irq_deliverable {
             Eligibility::IrqNotDeliverable
@@ -619,7 +696,13 @@ where
     /// [`Self::fault_eligible`] and returns the reason on refusal, in which
     /// case the caller must handle the fault synchronously.
     pub fn fault_started(&mut self, gfn: u64) -> Result<Actions, Eligibility> {
-        let e = self.eligibility(gfn, true, true);
+        self.fault_started_vm(gfn, &VmView::default())
+    }
+
+    /// [`Self::fault_started`] with the VM queue's view (VM-wide
+    /// page-ready), as for [`Self::fault_eligible_vm`].
+    pub fn fault_started_vm(&mut self, gfn: u64, vm: &VmView) -> Result<Actions, Eligibility> {
+        let e = self.eligibility(gfn, true, true, vm);
         if e != Eligibility::Eligible {
             return Err(e);
         }
@@ -675,6 +758,11 @@ where
             // Not reachable: fault_started() only inserts convertible gfns.
             return out;
         };
+        if self.vm_wide {
+            out.push(Action::VmReady { token });
+            self.counters.ready_delivered += 1;
+            return out;
+        }
         // Cannot fail: table + queue stay within the slot count.
         if self.queue.push(token).is_err() {
             self.counters.stale_completions += 1;
@@ -725,7 +813,8 @@ where
         self.notify_el1 = self.enabled && saved.notify_el1 && self.cfg.allow_el1;
         if self.record.is_some() {
             self.np_pending = true;
-            self.ready_pending = true;
+            // VM-wide: the host never uses ready_token.
+            self.ready_pending = !self.vm_wide;
             self.wake_all_pending = true;
         }
     }

@@ -50,7 +50,8 @@ enum {
 	C_HOST_STATE_REGISTERED,	/* host-side check at this point */
 	C_ENABLE_OK,
 	C_ACK_READY_NOTHING_PENDING,
-	C_UNKNOWN_OP_6,
+	C_UNKNOWN_OP_7,
+	C_GET_READY_PPI,
 	C_UNKNOWN_OP_MAX,
 	C_SET_RECORD_UNREGISTER_ENABLED,
 	C_SET_RECORD_WHILE_ENABLED,
@@ -89,7 +90,7 @@ enum {
 static const char * const names[C_HIDDEN_NR] = {
 	[C_FEATURES_X2]			= "FEATURES x2 (functions 64-95) has bit 2 set",
 	[C_FEATURES_2_X0]		= "FEATURES_2 x0 has bit 2 set",
-	[C_VERSION]			= "VERSION returns 0x00010000",
+	[C_VERSION]			= "VERSION returns 0x00010001",
 	[C_GET_CONFIG_X0]		= "GET_CONFIG returns SUCCESS",
 	[C_GET_CONFIG_NP]		= "GET_CONFIG x1 is the VMM's not-present INTID",
 	[C_GET_CONFIG_READY]		= "GET_CONFIG x2 is the VMM's page-ready INTID",
@@ -113,12 +114,13 @@ static const char * const names[C_HIDDEN_NR] = {
 	[C_HOST_STATE_REGISTERED]	= "host: vCPU state after the refused ENABLE: the guest's record, not enabled",
 	[C_ENABLE_OK]			= "ENABLE(0) returns SUCCESS",
 	[C_ACK_READY_NOTHING_PENDING]	= "ACK_READY with nothing waiting returns NOT_REQUIRED",
-	[C_UNKNOWN_OP_6]		= "operation 6 returns NOT_SUPPORTED",
+	[C_UNKNOWN_OP_7]		= "operation 7 returns NOT_SUPPORTED",
+	[C_GET_READY_PPI]		= "GET_READY (operation 6) with a PPI page-ready returns NOT_SUPPORTED",
 	[C_UNKNOWN_OP_MAX]		= "operation ~0 returns NOT_SUPPORTED",
 	[C_SET_RECORD_UNREGISTER_ENABLED] = "SET_RECORD(~0) while enabled returns INVALID_PARAMETER",
 	[C_SET_RECORD_WHILE_ENABLED]	= "SET_RECORD of a new address while enabled returns INVALID_PARAMETER",
 	[C_SET_RECORD_WHILE_ENABLED_UNTOUCHED] = "the refused SET_RECORD leaves the new record untouched",
-	[C_VERSION_WHILE_ENABLED]	= "VERSION while enabled returns 0x00010000",
+	[C_VERSION_WHILE_ENABLED]	= "VERSION while enabled returns 0x00010001",
 	[C_HOST_STATE_ENABLED]		= "host: vCPU state after ENABLE: the guest's record, ENABLED",
 	[C_DISABLE_OK]			= "DISABLE while enabled returns SUCCESS",
 	[C_DISABLE_WAKE_ALL]		= "DISABLE writes WAKE_ALL into ready_token",
@@ -168,7 +170,7 @@ static void guest_code(void)
 	smccc_hvc(ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_2_FUNC_ID, 0, 0, 0, 0, 0, 0, 0, &res);
 	CHECK(C_FEATURES_2_X0, res.a0 != APF_NOT_SUPPORTED && bit2(res.a0), 1);
 
-	CHECK(C_VERSION, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_0);
+	CHECK(C_VERSION, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_1);
 
 	apf_hvc(APF_OP_GET_CONFIG, 0, &res);
 	CHECK(C_GET_CONFIG_X0, res.a0, APF_SUCCESS);
@@ -209,7 +211,8 @@ static void guest_code(void)
 	GUEST_SYNC3(C_HOST_STATE_REGISTERED, 0, 0);
 	CHECK(C_ENABLE_OK, apf_hvc0(APF_OP_ENABLE, 0), APF_SUCCESS);
 	CHECK(C_ACK_READY_NOTHING_PENDING, apf_hvc0(APF_OP_ACK_READY, 0), APF_NOT_REQUIRED);
-	CHECK(C_UNKNOWN_OP_6, apf_hvc0(6, 0), APF_NOT_SUPPORTED);
+	CHECK(C_UNKNOWN_OP_7, apf_hvc0(7, 0), APF_NOT_SUPPORTED);
+	CHECK(C_GET_READY_PPI, apf_hvc0(APF_OP_GET_READY, 0), APF_NOT_SUPPORTED);
 	CHECK(C_UNKNOWN_OP_MAX, apf_hvc0(~0UL, 0), APF_NOT_SUPPORTED);
 	CHECK(C_SET_RECORD_UNREGISTER_ENABLED, apf_hvc0(APF_OP_SET_RECORD, APF_RECORD_UNREGISTER),
 	      APF_INVALID_PARAMETER);
@@ -220,7 +223,7 @@ static void guest_code(void)
 	CHECK(C_SET_RECORD_WHILE_ENABLED_UNTOUCHED,
 	      READ_ONCE(record2.version) == GARBAGE32 && READ_ONCE(record2.ack_ready) == GARBAGE32,
 	      1);
-	CHECK(C_VERSION_WHILE_ENABLED, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_0);
+	CHECK(C_VERSION_WHILE_ENABLED, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_1);
 
 	/* Still the first record (a refused SET_RECORD changes nothing). */
 	GUEST_SYNC3(C_HOST_STATE_ENABLED, 0, APF_STATE_FLAG_ENABLED);

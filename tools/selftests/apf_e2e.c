@@ -30,8 +30,9 @@
  *                        re-executed access (the first access to the page
  *                        since) does not exit; the vCPU's "exits" stat is
  *                        read at a sync just before it and one just after
- *   multi_outstanding    8 tasks asleep at once, page-ready on an SPI: each
- *                        token readied exactly once
+ *   multi_outstanding    8 tasks asleep at once, page-ready on an SPI
+ *                        (fetched with GET_READY, ABI 1.1): each token
+ *                        readied exactly once, named with this vCPU's MPIDR
  *   refault_blocks       the task re-faults on the pending page (no switch):
  *                        blocks in the host, completes, no second not-present
  *   sync_el1             EL1 fault without NOTIFY_EL1: synchronous, silent
@@ -234,6 +235,28 @@ static void guest_irq_handler(struct ex_regs *regs)
 			v->sleeping_pc = regs->pc;
 			v->preempted = 1;
 			back_to_el1(regs, v);
+		}
+	} else if (intid == cfg.ready_intid && cfg.ready_intid >= 32) {
+		/* VM-wide page-ready (1.1): GET_READY until x3 says no more. */
+		struct arm_smccc_res res;
+		bool fetched = false;
+
+		for (;;) {
+			apf_hvc(APF_OP_GET_READY, 0, &res);
+			if (res.a0 != APF_SUCCESS) {
+				if (!fetched)
+					v->ready_spurious++;
+				break;
+			}
+			fetched = true;
+			__GUEST_ASSERT(res.a2 == (read_sysreg(mpidr_el1) & APF_MPIDR_AFF_MASK),
+				       "GET_READY named MPIDR 0x%lx, not this vCPU's", res.a2);
+			n = v->ready_count;
+			if (n < MAX_EVENTS)
+				v->ready_token[n] = res.a1;
+			v->ready_count = n + 1;
+			if (!res.a3)
+				break;
 		}
 	} else if (intid == cfg.ready_intid) {
 		/* Clear, then ACK_READY if more completions wait (ack_ready). */

@@ -277,7 +277,7 @@ static bool fi_storm_answer_ok(u64 op, u64 ret, struct arm_smccc_res *res)
 		return true;
 	switch (op) {
 	case APF_OP_VERSION:
-		return ret == APF_VERSION_1_0;
+		return ret == APF_VERSION_1_1;
 	case APF_OP_GET_CONFIG:
 		return ret == APF_SUCCESS && res->a1 == cfg.np_intid &&
 		       res->a2 == cfg.ready_intid && res->a3 == 64;
@@ -289,6 +289,8 @@ static bool fi_storm_answer_ok(u64 op, u64 ret, struct arm_smccc_res *res)
 	case APF_OP_DISABLE:
 	case APF_OP_ACK_READY:
 		return ret == APF_SUCCESS || ret == APF_NOT_REQUIRED;
+	case APF_OP_GET_READY:
+		return false;	/* a PPI page-ready: NOT_SUPPORTED only */
 	default:
 		return false;	/* unknown operations are NOT_SUPPORTED */
 	}

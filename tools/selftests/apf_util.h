@@ -103,8 +103,18 @@ struct kvm_arm_async_pf_state {
 #define APF_OP_ENABLE		3
 #define APF_OP_DISABLE		4
 #define APF_OP_ACK_READY	5
+/*
+ * 1.1: VM-wide page-ready with an SPI. Callable on any vCPU: pops the oldest
+ * page-ready of the VM; x1 token (or WAKE_ALL), x2 MPIDR_EL1 affinity of the
+ * vCPU that announced it, x3 1 if more wait. NOT_REQUIRED: nothing queued;
+ * NOT_SUPPORTED with a PPI page-ready.
+ */
+#define APF_OP_GET_READY	6
 
 #define APF_VERSION_1_0		0x00010000UL
+#define APF_VERSION_1_1		0x00010001UL
+/* MPIDR_EL1 Aff3 (39:32) and Aff2..Aff0 (23:0): what GET_READY returns. */
+#define APF_MPIDR_AFF_MASK	0xff00ffffffUL
 #define APF_ENABLE_NOTIFY_EL1	(1UL << 0)
 #define APF_RECORD_UNREGISTER	(~0UL)
 

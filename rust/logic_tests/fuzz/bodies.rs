@@ -20,6 +20,8 @@ use zerocopy::FromBytes;
 
 #[path = "../tests/support/vcpu_model.rs"]
 pub mod vcpu_model;
+#[path = "../tests/support/vm_model.rs"]
+pub mod vm_model;
 
 /// Little-endian `u64` number `i` of `data`, zero-padded.
 fn word(data: &[u8], i: usize) -> u64 {
@@ -45,6 +47,7 @@ pub fn hypercall_decode(data: &[u8]) {
         )),
         4 => Ok(Request::Disable),
         5 => Ok(Request::AckReady),
+        6 => Ok(Request::GetReady),
         _ => Err(SmcccError::NotSupported),
     };
     assert_eq!(decode(x1, x2), want, "x1 {x1:#x} x2 {x2:#x}");
@@ -124,4 +127,23 @@ pub fn vcpu_state_model(data: &[u8]) {
         }
     }
     vcpu_model::run(cfg, ops);
+}
+
+/// VM-wide page-ready (an SPI) over several vCPUs against the model of
+/// `tests/vm_ready.rs`: the first byte picks the number of vCPUs and the
+/// slots, the rest are operations.
+pub fn vm_ready_model(data: &[u8]) {
+    let Some((&first, mut rest)) = data.split_first() else {
+        return;
+    };
+    let vcpus = 1 + usize::from(first % 4);
+    let slots = 1 << ((first >> 2) % 4);
+    let mut ops = Vec::new();
+    while ops.len() < 400 {
+        match vm_model::Op::decode(&mut rest) {
+            Some(op) => ops.push(op),
+            None => break,
+        }
+    }
+    vm_model::run(vcpus, slots, &ops);
 }

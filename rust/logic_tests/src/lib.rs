@@ -25,3 +25,5 @@ pub mod sleepers;
 pub mod token;
 #[path = "../../logic/vcpu_state.rs"]
 pub mod vcpu_state;
+#[path = "../../logic/vm_ready.rs"]
+pub mod vm_ready;

@@ -36,3 +36,8 @@ fn vmm_input_corpus() {
 fn vcpu_state_model_corpus() {
     replay("vcpu_state_model", bodies::vcpu_state_model);
 }
+
+#[test]
+fn vm_ready_model_corpus() {
+    replay("vm_ready_model", bodies::vm_ready_model);
+}

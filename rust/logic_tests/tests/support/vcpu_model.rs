@@ -33,7 +33,7 @@ pub fn cfg(slots: u32, allow_el1: bool) -> ApfConfig {
         allow_el1,
         slots,
         np_intid: 20,
-        ready_intid: 40,
+        ready_intid: 21,
     }
 }
 
@@ -167,6 +167,7 @@ impl Guest {
                     assert!(wrote_ready, "ready signalled without a token write");
                     self.ready_irq = true;
                 }
+                Action::VmReady { .. } => panic!("VM-wide page-ready with a PPI"),
             }
         }
         assert_eq!(self.enabled, st.is_enabled());
