@@ -25,9 +25,11 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 
+#include <asm/cputype.h>
 #include <asm/hypervisor.h>
 #include <asm/irq_regs.h>
 #include <asm/ptrace.h>
+#include <asm/smp_plat.h>
 
 #include <dt-bindings/interrupt-controller/arm-gic.h>
 
@@ -35,10 +37,17 @@
 
 /* The Rust side's state of each CPU; NULL until it set it. */
 static DEFINE_PER_CPU(void *, kvm_apf_guest_cpu);
+/*
+ * Each CPU's MPIDR_EL1 affinity, read on that CPU when it first comes
+ * online with the driver loaded (INVALID_HWID before): how the VM-wide
+ * page-ready handler finds the CPU that a GET_READY entry names.
+ */
+static DEFINE_PER_CPU(u64, kvm_apf_guest_mpidr) = INVALID_HWID;
 
 static unsigned int kvm_apf_guest_np_irq;
 static unsigned int kvm_apf_guest_ready_irq;
 static bool kvm_apf_guest_ready_ppi;
+static bool kvm_apf_guest_ready_vm_wide;
 static bool kvm_apf_guest_irqs_requested;
 static int kvm_apf_guest_hp_state = -1;
 static struct dentry *kvm_apf_guest_debugfs;
@@ -73,6 +82,21 @@ u64 kvm_apf_guest_shim_virt_to_phys(const void *addr)
 void kvm_apf_guest_shim_set_cpu_state(unsigned int cpu, void *state)
 {
 	per_cpu(kvm_apf_guest_cpu, cpu) = state;
+}
+
+/*
+ * The state of the CPU whose MPIDR_EL1 affinity is @mpidr, or NULL. Called
+ * by the VM-wide page-ready handler, interrupts masked; the states and
+ * the affinities do not change while the interrupt is requested.
+ */
+void *kvm_apf_guest_shim_state_of_mpidr(u64 mpidr)
+{
+	unsigned int cpu;
+
+	for_each_possible_cpu(cpu)
+		if (per_cpu(kvm_apf_guest_mpidr, cpu) == mpidr)
+			return per_cpu(kvm_apf_guest_cpu, cpu);
+	return NULL;
 }
 
 /*
@@ -130,8 +154,16 @@ static irqreturn_t kvm_apf_guest_ready_handler(int irq, void *dev_id)
 	return IRQ_HANDLED;
 }
 
+/* VM-wide page-ready (an SPI, ABI 1.1): taken by any CPU, for any CPU. */
+static irqreturn_t kvm_apf_guest_vm_ready_handler(int irq, void *dev_id)
+{
+	kvm_apf_guest_rs_vm_page_ready();
+	return IRQ_HANDLED;
+}
+
 int kvm_apf_guest_shim_request_irqs(unsigned int np_irq,
-				    unsigned int ready_irq, bool ready_ppi)
+				    unsigned int ready_irq, bool ready_ppi,
+				    bool vm_wide)
 {
 	int ret;
 
@@ -143,6 +175,10 @@ int kvm_apf_guest_shim_request_irqs(unsigned int np_irq,
 		ret = request_percpu_irq(ready_irq, kvm_apf_guest_ready_handler,
 					 "kvm_apf_page_ready",
 					 &kvm_apf_guest_cpu);
+	else if (vm_wide)
+		/* Never threaded: it wakes tasks from hard interrupt context. */
+		ret = request_irq(ready_irq, kvm_apf_guest_vm_ready_handler,
+				  IRQF_NO_THREAD, "kvm_apf_page_ready", NULL);
 	else
 		/* Never threaded: the handler must run on the vCPU it read. */
 		ret = request_irq(ready_irq, kvm_apf_guest_ready_handler,
@@ -154,6 +190,7 @@ int kvm_apf_guest_shim_request_irqs(unsigned int np_irq,
 	kvm_apf_guest_np_irq = np_irq;
 	kvm_apf_guest_ready_irq = ready_irq;
 	kvm_apf_guest_ready_ppi = ready_ppi;
+	kvm_apf_guest_ready_vm_wide = vm_wide;
 	kvm_apf_guest_irqs_requested = true;
 	return 0;
 }
@@ -201,6 +238,8 @@ bool kvm_apf_guest_shim_irq_from_user(void)
 /* Both callbacks run on @cpu itself, in its hotplug thread. */
 static int kvm_apf_guest_cpu_online(unsigned int cpu)
 {
+	/* Kept when the CPU goes offline: its WAKE_ALL may come after. */
+	per_cpu(kvm_apf_guest_mpidr, cpu) = read_cpuid_mpidr() & MPIDR_HWID_BITMASK;
 	return kvm_apf_guest_rs_cpu_online(per_cpu(kvm_apf_guest_cpu, cpu));
 }
 

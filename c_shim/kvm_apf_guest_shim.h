@@ -20,11 +20,13 @@ u64 kvm_apf_guest_shim_virt_to_phys(const void *addr);
 
 /* Per-CPU state of the Rust side, as handed to the callbacks below. */
 void kvm_apf_guest_shim_set_cpu_state(unsigned int cpu, void *state);
+void *kvm_apf_guest_shim_state_of_mpidr(u64 mpidr);
 
 /* The two interrupts: mapping, requesting, enabling on this CPU. */
 int kvm_apf_guest_shim_map_intid(u32 intid);
 int kvm_apf_guest_shim_request_irqs(unsigned int np_irq,
-				    unsigned int ready_irq, bool ready_ppi);
+				    unsigned int ready_irq, bool ready_ppi,
+				    bool vm_wide);
 void kvm_apf_guest_shim_free_irqs(void);
 void kvm_apf_guest_shim_enable_local_irqs(void);
 void kvm_apf_guest_shim_disable_local_irqs(void);
@@ -61,6 +63,7 @@ void kvm_apf_guest_shim_debugfs_exit(void);
 /* Implemented in Rust (rust/kvm_apf_guest/), called from the shim. */
 void kvm_apf_guest_rs_not_present(void *state);
 void kvm_apf_guest_rs_page_ready(void *state);
+void kvm_apf_guest_rs_vm_page_ready(void);
 int kvm_apf_guest_rs_cpu_online(void *state);
 int kvm_apf_guest_rs_cpu_offline(void *state);
 void kvm_apf_guest_rs_cpu_stop(void *state);

@@ -42,7 +42,7 @@ impl kernel::fmt::Display for Idle {
             Idle::Refused(Refusal::BadSlots(s)) => write!(f, "bad slot count {}", s),
             Idle::Refused(Refusal::SpiWithSmp(n)) => write!(
                 f,
-                "page-ready is an SPI, usable with one vCPU only, and this guest has {}",
+                "page-ready is an SPI, which a 1.0 host delivers to one vCPU only (1.1 needed), and this guest has {} CPUs",
                 n
             ),
         }
@@ -54,8 +54,9 @@ pub(crate) fn discover() -> Result<GuestConfig, Idle> {
     if !hvc::offered() {
         return Err(Idle::NotOffered);
     }
-    check_version(hvc::version()).map_err(Idle::Refused)?;
+    let version = hvc::version();
+    check_version(version).map_err(Idle::Refused)?;
     // SAFETY: no precondition.
     let cpus = unsafe { ffi::kvm_apf_guest_shim_num_possible_cpus() };
-    GuestConfig::from_regs(hvc::get_config(), cpus).map_err(Idle::Refused)
+    GuestConfig::from_regs(hvc::get_config(), cpus, version).map_err(Idle::Refused)
 }

@@ -22,12 +22,14 @@ extern "C" {
     pub(crate) fn kvm_apf_guest_shim_virt_to_phys(addr: *const c_void) -> u64;
 
     pub(crate) fn kvm_apf_guest_shim_set_cpu_state(cpu: c_uint, state: *mut c_void);
+    pub(crate) fn kvm_apf_guest_shim_state_of_mpidr(mpidr: u64) -> *mut c_void;
 
     pub(crate) fn kvm_apf_guest_shim_map_intid(intid: u32) -> c_int;
     pub(crate) fn kvm_apf_guest_shim_request_irqs(
         np_irq: c_uint,
         ready_irq: c_uint,
         ready_ppi: bool,
+        vm_wide: bool,
     ) -> c_int;
     pub(crate) fn kvm_apf_guest_shim_free_irqs();
     pub(crate) fn kvm_apf_guest_shim_enable_local_irqs();

@@ -65,3 +65,9 @@ pub(crate) fn disable() -> u64 {
 pub(crate) fn ack_ready() {
     call(op::ACK_READY, 0);
 }
+
+/// `GET_READY` (1.1, VM-wide page-ready): R0..R3 (status, token, MPIDR
+/// affinity of the announcing vCPU, more).
+pub(crate) fn get_ready() -> [u64; 4] {
+    call(op::GET_READY, 0)
+}

@@ -1,8 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The two interrupt handlers (Documentation/async-pf.rst, "Guest
-//! handlers"). Both run on the vCPU that took the interrupt, interrupts
-//! masked, and act on its record only.
+//! The interrupt handlers (Documentation/async-pf.rst, "Guest handlers").
+//! Not-present and a per-CPU page-ready run on the vCPU that took the
+//! interrupt, interrupts masked, and act on its record only; VM-wide
+//! page-ready (an SPI, ABI 1.1) runs on whichever CPU the SPI is routed
+//! to and wakes tasks of the CPU each `GET_READY` entry names.
+//!
+//! A task's sleep is keyed by (CPU, token): every CPU has its own sleeper
+//! table, and the token is looked up in the table of the CPU that
+//! announced it. With VM-wide page-ready another CPU may mark a table
+//! while that CPU's not-present handler runs, so the not-present handler
+//! reads and clears `not_present_token` and takes its entry in one
+//! section under the table's lock, and the page-ready side reads that
+//! field under the same lock: it sees either the token still there (and
+//! clears it: `BeforeNotPresent`) or the entry.
 
 use kernel::prelude::*;
 use kernel::sync::atomic::Relaxed;
@@ -11,8 +22,10 @@ use kernel::sync::barrier::Full;
 use kernel::task::Task;
 
 use crate::cpu::CpuState;
+use crate::cpu::TableGuard;
 use crate::ffi;
 use crate::hvc;
+use crate::logic::hypercall::SUCCESS_RET;
 use crate::logic::sleepers::PageReady;
 use crate::logic::sleepers::PageReadyAction;
 use crate::logic::token::Token;
@@ -29,6 +42,8 @@ impl CpuState {
             Stats::inc(&stats.spurious);
             return;
         }
+        // The field and the entry change together (see the module doc).
+        let mut table = self.table.lock();
         let tok = self.record().take_not_present();
         if tok.is_none() {
             Stats::inc(&stats.spurious);
@@ -41,7 +56,7 @@ impl CpuState {
             Stats::inc(&stats.kernel_skipped);
             return;
         }
-        if self.sleep_on(tok).is_err() {
+        if self.sleep_on_locked(&mut table, tok).is_err() {
             Stats::inc(&stats.no_entry);
         }
     }
@@ -51,6 +66,11 @@ impl CpuState {
     /// the table is full or the work cannot be queued (module going away).
     pub(crate) fn sleep_on(&self, tok: Token) -> Result {
         let mut table = self.table.lock();
+        self.sleep_on_locked(&mut table, tok)
+    }
+
+    /// [`Self::sleep_on`] with the table locked.
+    fn sleep_on_locked(&self, table: &mut TableGuard<'_>, tok: Token) -> Result {
         let idx = table.announce(tok).map_err(|_| ENOSPC)?;
         let queued = match self.works.get(idx) {
             Some(work) => {
@@ -97,8 +117,24 @@ impl CpuState {
         if record.ack_ready() {
             hvc::ack_ready();
         }
+        self.deliver_ready(tok);
+    }
+
+    /// Wakes whoever waits on `tok` of this vCPU (everyone for `WAKE_ALL`),
+    /// or clears `not_present_token` if it still holds the token, and
+    /// counts what happened: the part of the page-ready handler after the
+    /// token was fetched, from the record or by `GET_READY`.
+    pub(crate) fn deliver_ready(&self, tok: Token) {
+        let stats = self.stats;
+        let record = self.record();
         let mut table = self.table.lock();
-        let action = table.page_ready(tok, record.not_present(), |idx| self.wake_entry(idx));
+        // Unregistered (offline) CPU: its record is not the host's any more.
+        let np = if self.registered.load(Relaxed) {
+            record.not_present()
+        } else {
+            Token::NONE
+        };
+        let action = table.page_ready(tok, np, |idx| self.wake_entry(idx));
         if action.clear_not_present {
             record.clear_not_present();
         }
@@ -126,5 +162,31 @@ impl CpuState {
                 Stats::inc(&stats.unmatched);
             }
         }
+    }
+}
+
+/// VM-wide page-ready (an SPI): `GET_READY` until it answers that nothing
+/// more waits, handing each entry to the CPU its MPIDR affinity names
+/// (`state_of`). Runs on whichever CPU took the SPI, interrupts masked.
+pub(crate) fn vm_page_ready<'a>(state_of: impl Fn(u64) -> Option<&'a CpuState>) {
+    let stats = &crate::stats::STATS;
+    let mut fetched = false;
+    loop {
+        let [r0, token, mpidr, more] = hvc::get_ready();
+        if r0 != SUCCESS_RET {
+            break;
+        }
+        fetched = true;
+        match state_of(mpidr) {
+            Some(cs) => cs.deliver_ready(Token::from_raw(token)),
+            // No CPU of this guest has that affinity: nobody to wake.
+            None => Stats::inc(&stats.unmatched),
+        }
+        if more == 0 {
+            break;
+        }
+    }
+    if !fetched {
+        Stats::inc(&stats.spurious);
     }
 }

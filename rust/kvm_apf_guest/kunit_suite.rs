@@ -64,11 +64,13 @@ mod tests {
     fn discovery_checks() {
         assert_eq!(check_version(0x0001_0000), Ok(()));
         assert_eq!(check_version(u64::MAX), Err(Refusal::NotSupported));
-        assert!(GuestConfig::from_regs([0, 20, 21, 64], 4).is_ok());
+        assert!(GuestConfig::from_regs([0, 20, 21, 64], 4, 0x0001_0000).is_ok());
         assert_eq!(
-            GuestConfig::from_regs([0, 20, 40, 64], 2),
+            GuestConfig::from_regs([0, 20, 40, 64], 2, 0x0001_0000),
             Err(Refusal::SpiWithSmp(2))
         );
+        // A 1.1 host: an SPI for any number of CPUs, through GET_READY.
+        assert!(GuestConfig::from_regs([0, 20, 40, 64], 2, 0x0001_0001).is_ok_and(|c| c.vm_wide_ready));
     }
 
     /// A per-CPU state that the handlers treat as registered.

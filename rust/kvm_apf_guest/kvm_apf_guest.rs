@@ -96,7 +96,7 @@ impl Driver {
         // SAFETY: both numbers are interrupts just mapped; the handlers
         // find the states set above.
         kernel::error::to_result(unsafe {
-            ffi::kvm_apf_guest_shim_request_irqs(np_irq, ready_irq, cfg.ready_is_ppi())
+            ffi::kvm_apf_guest_shim_request_irqs(np_irq, ready_irq, cfg.ready_is_ppi(), cfg.vm_wide_ready)
         })?;
         // SAFETY: undone by `Drop`.
         unsafe { ffi::kvm_apf_guest_shim_reboot_register() };
@@ -223,6 +223,23 @@ unsafe extern "C" fn kvm_apf_guest_rs_not_present(s: *mut c_void) {
 unsafe extern "C" fn kvm_apf_guest_rs_page_ready(s: *mut c_void) {
     // SAFETY: as for `kvm_apf_guest_rs_not_present`.
     unsafe { state(s) }.page_ready();
+}
+
+/// VM-wide page-ready interrupt (an SPI with a 1.1 host; shim handler).
+///
+/// # Safety
+///
+/// Called by the shim's handler, interrupts masked, between
+/// `request_irqs` and `free_irqs`.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_guest_rs_vm_page_ready() {
+    irq::vm_page_ready(|mpidr| {
+        // SAFETY: the states the shim returns are set by `Driver::states`
+        // and cleared only after the interrupt is freed.
+        let s = unsafe { ffi::kvm_apf_guest_shim_state_of_mpidr(mpidr) };
+        // SAFETY: as above: a non-NULL state lives while handlers run.
+        (!s.is_null()).then(|| unsafe { state(s) })
+    });
 }
 
 /// CPU-hotplug online callback.

@@ -7,6 +7,7 @@
 
 use super::hypercall::NOT_SUPPORTED_RET;
 use super::hypercall::SUCCESS_RET;
+use super::hypercall::VERSION_1_1;
 
 /// Major version this driver implements.
 pub const MAJOR: u64 = 1;
@@ -27,8 +28,9 @@ pub enum Refusal {
     BadReadyIntid(u64),
     /// The slot count is not a power of two in 1..=1024.
     BadSlots(u64),
-    /// Page-ready is an SPI but the guest has more than one CPU (the ABI
-    /// only allows an SPI for a single vCPU).
+    /// Page-ready is an SPI, the host speaks 1.0 (which delivers an SPI
+    /// page-ready through the announcing vCPU's record, usable with one
+    /// vCPU only) and the guest has more than one CPU.
     SpiWithSmp(u32),
 }
 
@@ -41,6 +43,9 @@ pub struct GuestConfig {
     pub ready_intid: u32,
     /// Slots per vCPU, a power of two in 1..=1024.
     pub slots: u32,
+    /// Page-ready is VM-wide (an SPI and a 1.1 host): the SPI handler
+    /// fetches it with `GET_READY`, on whichever CPU takes it.
+    pub vm_wide_ready: bool,
 }
 
 /// Whether `intid` is a PPI.
@@ -67,8 +72,9 @@ pub const fn check_version(r0: u64) -> Result<(), Refusal> {
 
 impl GuestConfig {
     /// Checks the answer of `GET_CONFIG` (`r` holds R0..R3) for a guest
-    /// with `nr_cpus` possible CPUs.
-    pub const fn from_regs(r: [u64; 4], nr_cpus: u32) -> Result<Self, Refusal> {
+    /// with `nr_cpus` possible CPUs and a host whose `VERSION` answered
+    /// `version` (already accepted by [`check_version`]).
+    pub const fn from_regs(r: [u64; 4], nr_cpus: u32, version: u64) -> Result<Self, Refusal> {
         if r[0] != SUCCESS_RET {
             return Err(Refusal::ConfigFailed(r[0]));
         }
@@ -81,7 +87,8 @@ impl GuestConfig {
         if r[3] == 0 || r[3] > 1024 || !r[3].is_power_of_two() {
             return Err(Refusal::BadSlots(r[3]));
         }
-        if is_spi(r[2]) && nr_cpus > 1 {
+        let vm_wide_ready = is_spi(r[2]) && version >= VERSION_1_1;
+        if is_spi(r[2]) && !vm_wide_ready && nr_cpus > 1 {
             return Err(Refusal::SpiWithSmp(nr_cpus));
         }
         // Lossless: each value was checked to be at most 1024.
@@ -89,6 +96,7 @@ impl GuestConfig {
             np_intid: r[1] as u32,
             ready_intid: r[2] as u32,
             slots: r[3] as u32,
+            vm_wide_ready,
         })
     }
 
