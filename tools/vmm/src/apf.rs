@@ -56,7 +56,10 @@ fn is_spi(intid: u32) -> bool {
 impl AsyncPf {
     /// Checks the arguments as KVM will (same order, same rules), and that
     /// neither INTID is one this VM already uses, which KVM does not check.
-    pub fn validate(&self, cpus: u32) -> Result<()> {
+    /// An SPI page-ready works for any number of vCPUs (`_cpus`) since
+    /// version 1.1 of the guest interface (`GET_READY`); a guest that finds
+    /// a 1.0 host refuses it with more than one vCPU itself.
+    pub fn validate(&self, _cpus: u32) -> Result<()> {
         let s = self.slots;
         if s != 0 && !(s.is_power_of_two() && s <= 1024) {
             return Err(Error::new(format!(
@@ -87,19 +90,11 @@ impl AsyncPf {
                 )));
             }
         }
-        if is_spi(rd) {
-            if rd >= layout::GIC_NR_IRQS {
-                return Err(Error::new(format!(
-                    "--apf-ready-intid {rd}: this VM's vGIC has INTIDs up to {} only",
-                    layout::GIC_NR_IRQS - 1
-                )));
-            }
-            if cpus > 1 {
-                return Err(Error::new(format!(
-                    "--apf-ready-intid {rd}: an SPI page-ready INTID works with 1 vCPU only \
-                     in this version (Documentation/async-pf.rst, Interrupts); use a PPI"
-                )));
-            }
+        if is_spi(rd) && rd >= layout::GIC_NR_IRQS {
+            return Err(Error::new(format!(
+                "--apf-ready-intid {rd}: this VM's vGIC has INTIDs up to {} only",
+                layout::GIC_NR_IRQS - 1
+            )));
         }
         Ok(())
     }
@@ -169,10 +164,12 @@ mod tests {
         assert!(cfg(20, 20, 0).validate(1).is_err());
         assert!(cfg(20, 1020, 0).validate(1).is_err());
         assert!(cfg(20, 10, 0).validate(1).is_err());
-        // An SPI: one vCPU only, and inside this VM's vGIC.
+        // An SPI: any number of vCPUs (ABI 1.1), inside this VM's vGIC.
         assert_eq!(cfg(20, 40, 0).validate(1), Ok(()));
-        assert!(cfg(20, 40, 0).validate(2).is_err());
+        assert_eq!(cfg(20, 40, 0).validate(2), Ok(()));
+        assert_eq!(cfg(20, 40, 0).validate(8), Ok(()));
         assert!(cfg(20, 1000, 0).validate(1).is_err());
+        assert!(cfg(20, layout::GIC_NR_IRQS, 0).validate(4).is_err());
     }
 
     #[test]
