@@ -41,6 +41,9 @@ Guest RAM served lazily (post-copy / snapshot restore stand-in):
                             one for later restores (e.g. 0.2ms,1ms,10ms);
                             --page-latency is then the delay before the first
                             (default: --page-latency throughout)
+  --served-at MARKER        each time the guest's console prints a line
+                            containing MARKER, print how many pages were
+                            served so far (a probe for benchmarks)
 
 Asynchronous page faults (needs kvm_apf.ko in the host):
   --async-pf                enable KVM_CAP_ARM_ASYNC_PF before the first run
@@ -67,6 +70,7 @@ const VALUED: &[&str] = &[
     "--seed",
     "--remote-after",
     "--remote-latency",
+    "--served-at",
     "--apf-not-present-intid",
     "--apf-ready-intid",
     "--apf-slots",
@@ -110,6 +114,8 @@ pub struct Config {
     /// Per-page latency after the n-th time RAM was made remote (the last
     /// entry for later ones); empty: the latency of `memory` throughout.
     pub remote_latency: Vec<Latency>,
+    /// The console marker at which the count of pages served is printed.
+    pub served_at: Option<String>,
 }
 
 /// What the command line asks for.
@@ -158,6 +164,7 @@ where
     let mut seed = None;
     let mut remote_after = None;
     let mut remote_latency = Vec::new();
+    let mut served_at = None;
     let mut async_pf = false;
     let mut apf = AsyncPf::default();
     let mut apf_opts: Vec<&'static str> = Vec::new();
@@ -249,6 +256,10 @@ where
                 remote_latency = Latency::parse_list(&value)
                     .map_err(|e| Error::new(format!("--remote-latency: {e}")))?;
             }
+            "--served-at" => {
+                Marker::new(&value).map_err(|e| Error::new(format!("--served-at: {e}")))?;
+                served_at = Some(value);
+            }
             "--async-pf" => async_pf = true,
             "--apf-not-present-intid" => {
                 apf.not_present_intid = parse_u32(opt, &value)?;
@@ -295,6 +306,9 @@ where
             if remote_after.is_some() {
                 return Err(Error::new("--remote-after needs --mem-image (the image it writes RAM to)"));
             }
+            if served_at.is_some() {
+                return Err(Error::new("--served-at needs --mem-image (the pages it counts)"));
+            }
             Memory::Present
         }
     };
@@ -314,6 +328,7 @@ where
         async_pf,
         remote_after,
         remote_latency,
+        served_at,
     })))
 }
 
@@ -347,6 +362,7 @@ mod tests {
         assert_eq!(c.async_pf, None);
         assert_eq!(c.remote_after, None);
         assert!(c.remote_latency.is_empty());
+        assert_eq!(c.served_at, None);
     }
 
     #[test]
@@ -367,6 +383,8 @@ mod tests {
         let c = run(&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency=exp:1ms"])
             .unwrap();
         assert_eq!(c.remote_latency, vec![Latency::Exponential(1_000_000)]);
+        let c = run(&["--kernel", "I", "--mem-image", "m", "--served-at", "END"]).unwrap();
+        assert_eq!(c.served_at.as_deref(), Some("END"));
     }
 
     #[test]
@@ -444,6 +462,8 @@ mod tests {
             (&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency", "1ms,,2ms"], "empty item"),
             (&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency", "1ms,5"], "--remote-latency"),
             (&["--kernel", "I", "--mem-image", "m", "--remote-after", "M", "--remote-latency"], "needs a value"),
+            (&["--kernel", "I", "--served-at", "END"], "--served-at needs --mem-image"),
+            (&["--kernel", "I", "--mem-image", "m", "--served-at", ""], "--served-at: the marker is empty"),
             (&["--kernel", "I", "--apf-slots", "8"], "--apf-slots needs --async-pf"),
             (&["--kernel", "I", "--apf-allow-el1"], "needs --async-pf"),
             (&["--kernel", "I", "--async-pf", "--apf-slots", "3"], "--apf-slots 3"),

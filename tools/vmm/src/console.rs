@@ -5,10 +5,13 @@
 //! [`MarkerHits`] that the main thread polls. The count can also ask for a
 //! pause of the vCPUs first: the vCPU whose write completed the marker then
 //! parks before it re-enters the guest, so the guest stops exactly after
-//! the marker (a snapshot taken there).
+//! the marker (a snapshot taken there). With `--served-at MARKER` another
+//! count prints, at each hit, how many pages the page server has served:
+//! a probe a benchmark in the guest places where it wants the count.
 
 use std::io::Write;
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -22,6 +25,8 @@ pub struct MarkerHits {
     count: AtomicU64,
     /// Asked to pause before a hit is counted.
     gate: Option<Arc<Gate>>,
+    /// Printed at each hit: the marker and the page server's count.
+    probe: Option<(String, Arc<AtomicU64>)>,
 }
 
 impl MarkerHits {
@@ -29,7 +34,13 @@ impl MarkerHits {
     /// whoever sees the hit (the main thread) finds the pause requested,
     /// and its resume ends it.
     pub fn pausing(gate: Arc<Gate>) -> Self {
-        MarkerHits { count: AtomicU64::new(0), gate: Some(gate) }
+        MarkerHits { count: AtomicU64::new(0), gate: Some(gate), probe: None }
+    }
+
+    /// A count that prints, at each hit of `marker`, the value of `served`
+    /// (the page server's count of pages served) on stderr.
+    pub fn probing(marker: &str, served: Arc<AtomicU64>) -> Self {
+        MarkerHits { count: AtomicU64::new(0), gate: None, probe: Some((marker.to_owned(), served)) }
     }
 
     /// Markers seen so far.
@@ -41,7 +52,13 @@ impl MarkerHits {
         if let Some(g) = &self.gate {
             g.request();
         }
-        self.count.fetch_add(n, Ordering::SeqCst);
+        let hits = self.count.fetch_add(n, Ordering::SeqCst) + n;
+        if let Some((marker, served)) = &self.probe {
+            eprintln!(
+                "apf-vmm: marker '{marker}' ({hits}): {} pages served so far",
+                served.load(Relaxed)
+            );
+        }
     }
 }
 
@@ -49,12 +66,12 @@ impl MarkerHits {
 #[derive(Debug)]
 pub struct Console<W: Write> {
     out: W,
-    watch: Option<(Marker, Arc<MarkerHits>)>,
+    watch: Vec<(Marker, Arc<MarkerHits>)>,
 }
 
 impl<W: Write> Console<W> {
-    /// Writes to `out`, and counts `marker` in `hits` if given.
-    pub fn new(out: W, watch: Option<(Marker, Arc<MarkerHits>)>) -> Self {
+    /// Writes to `out`, and counts each marker of `watch` in its hits.
+    pub fn new(out: W, watch: Vec<(Marker, Arc<MarkerHits>)>) -> Self {
         Console { out, watch }
     }
 
@@ -70,7 +87,7 @@ impl<W: Write> Write for Console<W> {
     /// when the output fails (the guest's console must not stop, nor the
     /// marker be missed, because stdout is closed).
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Some((marker, hits)) = &mut self.watch {
+        for (marker, hits) in &mut self.watch {
             let n = marker.feed(buf);
             if n > 0 {
                 hits.add(n);
@@ -104,7 +121,7 @@ mod tests {
     fn forwards_and_counts_markers_in_single_bytes() {
         let hits = Arc::new(MarkerHits::default());
         let marker = Marker::new("APF-WORK: filled").unwrap();
-        let mut c = Console::new(Vec::new(), Some((marker, Arc::clone(&hits))));
+        let mut c = Console::new(Vec::new(), vec![(marker, Arc::clone(&hits))]);
         let text = b"x\nAPF-WORK: filled pages=1\nAPF-WORK: filled\n";
         for b in text {
             c.write_all(&[*b]).unwrap();
@@ -117,7 +134,7 @@ mod tests {
     fn a_broken_output_still_counts_once() {
         let hits = Arc::new(MarkerHits::default());
         let marker = Marker::new("ab").unwrap();
-        let mut c = Console::new(Broken, Some((marker, Arc::clone(&hits))));
+        let mut c = Console::new(Broken, vec![(marker, Arc::clone(&hits))]);
         assert!(c.write_all(b"a").is_err());
         assert!(c.write_all(b"b").is_err());
         assert_eq!(hits.get(), 1);
@@ -128,7 +145,7 @@ mod tests {
         let gate = Arc::new(Gate::default());
         let hits = Arc::new(MarkerHits::pausing(Arc::clone(&gate)));
         let marker = Marker::new("go").unwrap();
-        let mut c = Console::new(Vec::new(), Some((marker, Arc::clone(&hits))));
+        let mut c = Console::new(Vec::new(), vec![(marker, Arc::clone(&hits))]);
         c.write_all(b"g").unwrap();
         assert!(!gate.requested());
         c.write_all(b"o").unwrap();
@@ -140,8 +157,27 @@ mod tests {
     }
 
     #[test]
+    fn two_markers_are_counted_apart_and_a_probe_reads_its_counter() {
+        let gate = Arc::new(Gate::default());
+        let restores = Arc::new(MarkerHits::pausing(Arc::clone(&gate)));
+        let served = Arc::new(AtomicU64::new(41));
+        let probes = Arc::new(MarkerHits::probing("END", Arc::clone(&served)));
+        let mut c = Console::new(
+            Vec::new(),
+            vec![
+                (Marker::new("RESTORE").unwrap(), Arc::clone(&restores)),
+                (Marker::new("END").unwrap(), Arc::clone(&probes)),
+            ],
+        );
+        c.write_all(b"RESTORE 1\nEND\nEND RESTORE\n").unwrap();
+        assert_eq!(restores.get(), 2);
+        assert_eq!(probes.get(), 2);
+        assert!(gate.requested());
+    }
+
+    #[test]
     fn without_a_marker_it_only_forwards() {
-        let mut c = Console::new(Vec::new(), None);
+        let mut c = Console::new(Vec::new(), Vec::new());
         c.write_all(b"hello\n").unwrap();
         assert_eq!(c.inner().as_slice(), b"hello\n");
     }

@@ -17,6 +17,8 @@ use std::os::fd::AsRawFd;
 use std::os::fd::FromRawFd;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -79,6 +81,8 @@ pub struct MadeRemote {
     /// Pages served since the previous `make_remote` (since the start for
     /// the first): what the guest touched in between.
     pub served_since: u64,
+    /// Pages served since the start.
+    pub served_total: u64,
 }
 
 /// A running page server.
@@ -90,6 +94,8 @@ pub struct PageServer {
     replies: mpsc::Receiver<Result<MadeRemote>>,
     /// The latency of each make-remote request, sent before its signal.
     latencies: mpsc::Sender<Option<Latency>>,
+    /// Pages served so far, for whoever wants to read it at any time.
+    served: Arc<AtomicU64>,
     thread: JoinHandle<Result<Stats>>,
 }
 
@@ -141,6 +147,7 @@ impl PageServer {
         let request = Arc::new(eventfd()?);
         let (reply, replies) = mpsc::channel::<Result<MadeRemote>>();
         let (latencies, next_latency) = mpsc::channel::<Option<Latency>>();
+        let served = Arc::new(AtomicU64::new(0));
         let worker = Worker {
             uffd,
             image,
@@ -151,13 +158,19 @@ impl PageServer {
             reply,
             next_latency,
             served_at_remote: 0,
+            served: Arc::clone(&served),
             stats: Stats::default(),
         };
         let thread = std::thread::Builder::new()
             .name("page-server".into())
             .spawn(move || worker.run())
             .context(|| "cannot start the page server thread")?;
-        Ok(PageServer { stop, request, replies, latencies, thread })
+        Ok(PageServer { stop, request, replies, latencies, served, thread })
+    }
+
+    /// The count of pages served so far, updated as each is served.
+    pub fn served_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.served)
     }
 
     /// Has the server write the present pages of guest RAM to the memory
@@ -208,6 +221,8 @@ struct Worker {
     next_latency: mpsc::Receiver<Option<Latency>>,
     /// `stats.served` at the last make-remote.
     served_at_remote: u64,
+    /// `stats.served`, for readers on other threads.
+    served: Arc<AtomicU64>,
     stats: Stats,
 }
 
@@ -307,7 +322,7 @@ impl Worker {
         }
         let served_since = self.stats.served - self.served_at_remote;
         self.served_at_remote = self.stats.served;
-        Ok(MadeRemote { remote: r, served_since })
+        Ok(MadeRemote { remote: r, served_since, served_total: self.stats.served })
     }
 
     /// Waits until the userfaultfd, the stop or the request eventfd is
@@ -364,6 +379,7 @@ impl Worker {
             CopyResult::Exists => self.uffd.wake(self.page_addr(page), self.cfg.page_size)?,
         }
         self.stats.served += 1;
+        self.served.store(self.stats.served, Relaxed);
         Ok(())
     }
 }
@@ -503,7 +519,8 @@ mod tests {
         // Page 2 is served (zeros: the image is empty), then written.
         write(&map, 2 * ps as usize + 7, 0x22);
         let r = server.make_remote(Duration::from_secs(10), Some(Latency::Fixed(60_000_000))).unwrap();
-        assert_eq!(r, MadeRemote { remote: Remote { written: 2, dropped: 4 }, served_since: 1 });
+        assert_eq!(r, MadeRemote { remote: Remote { written: 2, dropped: 4 }, served_since: 1, served_total: 1 });
+        let served = server.served_counter();
         let mut page = vec![0u8; ps as usize];
         probe.read_exact_at(&mut page, 2 * ps).unwrap();
         assert_eq!(page[7], 0x22);
@@ -517,7 +534,8 @@ mod tests {
         // A second restore without a latency keeps the last one, and counts
         // what was served since the first.
         let r = server.make_remote(Duration::from_secs(10), None).unwrap();
-        assert_eq!(r, MadeRemote { remote: Remote { written: 3, dropped: 4 }, served_since: 3 });
+        assert_eq!(r, MadeRemote { remote: Remote { written: 3, dropped: 4 }, served_since: 3, served_total: 4 });
+        assert_eq!(served.load(Relaxed), 4);
         let t = Instant::now();
         assert_eq!(map.read(5), 0x11);
         assert!(t.elapsed() >= Duration::from_millis(60), "{:?}", t.elapsed());

@@ -83,13 +83,14 @@ impl RemoteAfter {
                     eprintln!(
                         "apf-vmm: guest RAM made remote again after marker '{}': {n} vCPUs paused in {} ms, \
                          {} present pages written to the memory image, {} pages dropped, resumed after {} ms \
-                         (restore {restore}; {} pages served since the last){latency}",
+                         (restore {restore}; {} pages served since the last, {} in all){latency}",
                         self.marker,
                         paused.as_millis(),
                         r.written,
                         r.dropped,
                         t0.elapsed().as_millis(),
                         m.served_since,
+                        m.served_total,
                     );
                 })
             }

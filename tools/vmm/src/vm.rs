@@ -389,15 +389,19 @@ fn setup_and_run(
 
     let pause = Arc::new(Gate::default());
     let mut remote_after = None;
-    let mut watch = None;
+    let mut watch = Vec::new();
     if let Some(m) = &cfg.remote_after {
         let marker = Marker::new(m).map_err(|e| Error::new(format!("--remote-after: {e}")))?;
         // The vCPU that completes the marker parks before it re-enters the
         // guest: the guest is stopped, and its RAM made remote, exactly
         // after the marker, as if restored from a snapshot taken there.
         let hits = Arc::new(MarkerHits::pausing(Arc::clone(&pause)));
-        watch = Some((marker, Arc::clone(&hits)));
+        watch.push((marker, Arc::clone(&hits)));
         remote_after = Some(RemoteAfter::new(m.clone(), hits, cfg.remote_latency.clone()));
+    }
+    if let (Some(m), Some(server)) = (&cfg.served_at, server) {
+        let marker = Marker::new(m).map_err(|e| Error::new(format!("--served-at: {e}")))?;
+        watch.push((marker, Arc::new(MarkerHits::probing(m, server.served_counter()))));
     }
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
