@@ -6,12 +6,19 @@
  * Both print their results on one line each, "APF-WORK: ...".
  *
  *   apf_work [-m MIB] [-w MS] [-c]
+ *   apf_work -b LATENCIES [-m MIB]
  *
  *   -m MIB  buffer size (default 64)
  *   -w MS   after filling the buffer, print "APF-WORK: filled" and wait MS
  *           milliseconds before reading it (a VMM may make RAM remote
  *           again meanwhile, as a snapshot restore would); default 0
  *   -c      no CPU-bound process
+ *   -b LATENCIES
+ *           the benchmark (bench() below): a present-memory baseline, then
+ *           one phase per latency of the comma-separated list (per-page
+ *           latencies in ms, the VMM's --remote-latency), each started by
+ *           the line "APF-L2BENCH-RESTORE phase=N" for the VMM's
+ *           --remote-after; results on "APF-L2BENCH ..." lines
  *
  * Exit status 0 if every page read back what was written, 1 otherwise,
  * 2 on a usage or system error.
@@ -26,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,15 +107,276 @@ static int reader(size_t bytes, long wait_ms)
 	return bad ? 1 : 0;
 }
 
+/*
+ * The benchmark (-b). One reader (this process) and one CPU-bound child,
+ * which runs a fixed number of iterations per phase when told to, and
+ * publishes its progress in a shared page.
+ *
+ * Present-memory baseline: the child alone calibrates its rate (at least
+ * CAL_SECS of guest time), the reader reads the present buffer alone.
+ *
+ * Remote phase N, per-page latency L: the child's work is the iterations
+ * that take, at the calibrated rate, as long as the reader's synchronous
+ * read would (pages x L). The reader prints the restore marker; the VMM
+ * stops the vCPU right after it and makes all of guest RAM remote (its
+ * kernel too), so everything after the write runs on remote memory, as
+ * right after a snapshot restore. Then t0; the child is started and the
+ * reader reads every page. Figures, all from t0, in guest CLOCK_MONOTONIC:
+ * the reader's completion time, the child's, both finished (the later of
+ * the two), and the child's throughput while the reader runs (over
+ * [t0, reader done], or over its own run if it finished first) as a share
+ * of its calibrated rate. The guest driver's counters before and after
+ * give what happened in the phase; the line "APF-L2BENCH-END", once both
+ * finished, has the VMM print how many pages it served (--served-at).
+ */
+#define CHUNK (1 << 16)
+#define CAL_SECS 0.5
+#define MAX_PHASES 8
+
+struct cmd {
+	uint64_t iterations;	/* 0: exit */
+};
+
+struct result {
+	double start, end;
+};
+
+static const char *const counter_names[] = {
+	"not_present", "page_ready", "sleeps", "kernel_skipped", "no_entry",
+	"spurious", "ready_before_sleep", "wake_all",
+};
+#define NR_COUNTERS (sizeof(counter_names) / sizeof(counter_names[0]))
+
+static void read_counters(uint64_t *v)
+{
+	char path[128];
+	unsigned long long x;
+	size_t i;
+	FILE *f;
+
+	for (i = 0; i < NR_COUNTERS; i++) {
+		v[i] = 0;
+		snprintf(path, sizeof(path), "/sys/kernel/debug/kvm_apf_guest/%s",
+			 counter_names[i]);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu", &x) == 1)
+			v[i] = x;
+		fclose(f);
+	}
+}
+
+static int full_read(int fd, void *p, size_t n)
+{
+	char *c = p;
+	ssize_t r;
+
+	while (n) {
+		r = read(fd, c, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		c += r;
+		n -= r;
+	}
+	return 0;
+}
+
+static int full_write(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	ssize_t r;
+
+	while (n) {
+		r = write(fd, c, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		c += r;
+		n -= r;
+	}
+	return 0;
+}
+
+/* The CPU-bound child: runs each commanded amount of work, reports when. */
+static int bench_child(int cmd_fd, int res_fd, uint64_t *progress)
+{
+	struct result res;
+	struct cmd c;
+	uint64_t done, i, n;
+
+	while (full_read(cmd_fd, &c, sizeof(c)) == 0 && c.iterations) {
+		res.start = now();
+		for (done = 0; done < c.iterations; done += n) {
+			n = c.iterations - done < CHUNK ? c.iterations - done : CHUNK;
+			for (i = 0; i < n; i++)
+				__asm__ __volatile__("" : "+r" (i));
+			__atomic_store_n(progress, done + n, __ATOMIC_RELAXED);
+		}
+		res.end = now();
+		if (full_write(res_fd, &res, sizeof(res)))
+			return 2;
+	}
+	return 0;
+}
+
+static size_t read_pages(const char *buf, size_t pages, long page)
+{
+	size_t i, bad = 0;
+	const uint64_t *w;
+
+	for (i = 0; i < pages; i++) {
+		w = (const uint64_t *)(buf + i * page);
+		if (__atomic_load_n(w, __ATOMIC_RELAXED) != (i ^ PATTERN))
+			bad++;
+	}
+	return bad;
+}
+
+static int bench(size_t bytes, const char *list)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t pages = bytes / page, i, bad, total_bad = 0;
+	double lat_ms[MAX_PHASES], rate0, t0, t_read, both, iters_in, span;
+	uint64_t *progress, work, c0[NR_COUNTERS], c1[NR_COUNTERS];
+	int cmd[2], res[2], n = 0, k, status, ret = 0;
+	struct result r;
+	struct cmd c;
+	char *buf, *end;
+	const char *p = list;
+	pid_t child;
+
+	while (*p) {
+		if (n == MAX_PHASES) {
+			fprintf(stderr, "apf_work: -b: at most %d latencies\n", MAX_PHASES);
+			return 2;
+		}
+		lat_ms[n] = strtod(p, &end);
+		if (end == p || lat_ms[n] <= 0 || (*end && *end != ',')) {
+			fprintf(stderr, "apf_work: -b '%s': latencies in ms, e.g. 0.2,1,10\n", list);
+			return 2;
+		}
+		n++;
+		p = *end ? end + 1 : end;
+	}
+	if (!n) {
+		fprintf(stderr, "apf_work: -b: no latency\n");
+		return 2;
+	}
+	buf = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	progress = mmap(NULL, page, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED || progress == MAP_FAILED) {
+		fprintf(stderr, "apf_work: mmap: %s\n", strerror(errno));
+		return 2;
+	}
+	for (i = 0; i < pages; i++)
+		*(uint64_t *)(buf + i * page) = i ^ PATTERN;
+	if (pipe(cmd) || pipe(res)) {
+		perror("apf_work: pipe");
+		return 2;
+	}
+	child = fork();
+	if (child < 0) {
+		perror("apf_work: fork");
+		return 2;
+	}
+	if (child == 0) {
+		close(cmd[1]);
+		close(res[0]);
+		_exit(bench_child(cmd[0], res[1], progress));
+	}
+	close(cmd[0]);
+	close(res[1]);
+
+	/* Present-memory baseline: the child alone, then the reader alone. */
+	c.iterations = CHUNK * 64;
+	for (;;) {
+		if (full_write(cmd[1], &c, sizeof(c)) || full_read(res[0], &r, sizeof(r)))
+			goto child_died;
+		if (r.end - r.start >= CAL_SECS || c.iterations >= (1ULL << 40))
+			break;
+		c.iterations *= 2;
+	}
+	rate0 = c.iterations / (r.end - r.start);
+	t0 = now();
+	bad = read_pages(buf, pages, page);
+	t_read = now() - t0;
+	total_bad += bad;
+	printf("APF-L2BENCH present pages=%zu cpu_iterations=%llu cpu_s=%.6f cpu_rate=%.0f read_s=%.6f mismatches=%zu\n",
+	       pages, (unsigned long long)c.iterations, r.end - r.start, rate0,
+	       t_read, bad);
+
+	for (k = 0; k < n; k++) {
+		/* As long as the synchronous read: pages x latency. */
+		work = (uint64_t)(rate0 * pages * lat_ms[k] / 1000.0);
+		work = work ? work : 1;
+		c.iterations = work;
+		__atomic_store_n(progress, 0, __ATOMIC_RELAXED);
+		read_counters(c0);
+		/*
+		 * The VMM stops this vCPU right after the marker's last byte;
+		 * tcdrain() returns once every byte is transmitted, so t0 is
+		 * after the restore.
+		 */
+		printf("APF-L2BENCH-RESTORE phase=%d\n", k + 1);
+		tcdrain(STDOUT_FILENO);
+		t0 = now();
+		if (full_write(cmd[1], &c, sizeof(c)))
+			goto child_died;
+		bad = read_pages(buf, pages, page);
+		t_read = now();
+		iters_in = (double)__atomic_load_n(progress, __ATOMIC_RELAXED);
+		if (full_read(res[0], &r, sizeof(r)))
+			goto child_died;
+		/* For the VMM's --served-at: its count of pages served so far. */
+		printf("APF-L2BENCH-END phase=%d\n", k + 1);
+		tcdrain(STDOUT_FILENO);
+		read_counters(c1);
+		total_bad += bad;
+		if (r.end <= t_read) {
+			/* The CPU work ended first: its rate over its own run. */
+			iters_in = work;
+			span = r.end - t0;
+		} else {
+			span = t_read - t0;
+		}
+		both = (r.end > t_read ? r.end : t_read) - t0;
+		printf("APF-L2BENCH phase=%d latency_ms=%g pages=%zu read_s=%.6f cpu_s=%.6f both_s=%.6f cpu_iterations=%llu cpu_rate0=%.0f cpu_share=%.4f mismatches=%zu",
+		       k + 1, lat_ms[k], pages, t_read - t0, r.end - t0, both,
+		       (unsigned long long)work, rate0,
+		       span > 0 ? iters_in / span / rate0 : 0.0, bad);
+		for (i = 0; i < NR_COUNTERS; i++)
+			printf(" %s=%llu", counter_names[i],
+			       (unsigned long long)(c1[i] - c0[i]));
+		printf("\n");
+	}
+	c.iterations = 0;
+	full_write(cmd[1], &c, sizeof(c));
+	if (waitpid(child, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		ret = 2;
+	printf("APF-WORK: bench phases=%d mismatches=%zu\n", n, total_bad);
+	return ret ? ret : (total_bad ? 1 : 0);
+
+child_died:
+	fprintf(stderr, "apf_work: the CPU-bound child died\n");
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	long mib = 64, wait_ms = 0;
+	const char *bench_list = NULL;
 	int opt, stop[2], status = 0, ret;
 	int cpu = 1;
 	double start;
 	pid_t child = -1;
 
-	while ((opt = getopt(argc, argv, "m:w:c")) != -1) {
+	while ((opt = getopt(argc, argv, "m:w:cb:")) != -1) {
 		switch (opt) {
 		case 'm':
 			mib = strtol(optarg, NULL, 0);
@@ -118,8 +387,11 @@ int main(int argc, char **argv)
 		case 'c':
 			cpu = 0;
 			break;
+		case 'b':
+			bench_list = optarg;
+			break;
 		default:
-			fprintf(stderr, "usage: apf_work [-m MIB] [-w MS] [-c]\n");
+			fprintf(stderr, "usage: apf_work [-m MIB] [-w MS] [-c] | -b LATENCIES [-m MIB]\n");
 			return 2;
 		}
 	}
@@ -128,6 +400,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (bench_list)
+		return bench((size_t)mib << 20, bench_list);
 	start = now();
 	if (cpu) {
 		if (pipe(stop)) {
