@@ -9,8 +9,12 @@ on the emulated host's console. "collect" gathers the lines of one or more
 console logs (one per clock, e.g. an instruction-clock run and a wall-clock
 run) into OUT.json:
   {"commit": ..., "runs": [{"clock": ..., "log": ..., "figures": [...]}]}
+Logs whose figures are of one clock are one run (e.g. an instruction-clock
+console and the L2 benchmark's figures of that run, tools/bench/l2_bench.py).
 "table" prints the figures of such a file side by side, one column per
-clock; --brief only those with a target and the waits behind them. tools/bench/compare.py compares two such files.
+clock; --brief only those with a target and the waits behind them, and not
+the L2 benchmark's (l2_*, which l2_bench.py tabulates). tools/bench/compare.py
+compares two such files.
 
 Usage: results.py collect OUT.json CONSOLE_LOG...
        results.py table [--brief] RESULTS.json
@@ -69,7 +73,15 @@ def collect(out, logs):
     for log in logs:
         figures = parse_log(log)
         clocks = sorted({f.get("clock", "unknown") for f in figures}) or ["unknown"]
-        runs.append({"clock": "+".join(clocks), "log": str(log), "figures": figures})
+        clock = "+".join(clocks)
+        # Logs of one clock (the benchmark's console, the L2 benchmark's
+        # figures) make one run: one column of the table.
+        same = next((r for r in runs if r["clock"] == clock), None)
+        if same:
+            same["log"] += f" {log}"
+            same["figures"] += figures
+        else:
+            runs.append({"clock": clock, "log": str(log), "figures": figures})
     doc = {"commit": commit(), "runs": runs}
     Path(out).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return doc
@@ -109,7 +121,7 @@ def table(doc, brief=False):
     rows = []
     for k in keys:
         target = next((c[k].get("target") for c in cols if k in c and c[k].get("target")), "")
-        if brief and not target and k[0] not in BRIEF:
+        if brief and ((not target and k[0] not in BRIEF) or k[0].startswith("l2_")):
             continue
         rows.append([label(k)] + [fmt(c.get(k)) for c in cols] + [target])
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
