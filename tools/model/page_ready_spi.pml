@@ -1,24 +1,28 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Page-ready on an SPI, ABI 1.1 (Documentation/design.rst, "Page-ready on
- * an SPI"): NV vCPUs each announce TOK tokens, completions come in any
- * order, each vCPU may DISABLE once (WAKE_ALL), not-present is handled in
- * user or kernel mode (guest.pml), and the SPI is taken by whichever CPU
- * (one at a time: it stays active until EOI; a signal while it is active
- * makes it pending again).
+ * Page-ready on an SPI, ABI 1.1: NV vCPUs each announce TOK tokens,
+ * completions come in any order, each vCPU may DISABLE once (WAKE_ALL),
+ * not-present is handled in user or kernel mode (guest.pml), and the SPI
+ * is taken by whichever CPU (one at a time: it stays active until EOI; a
+ * signal while it is active makes it pending again).
  *
- * Host, per vCPU k, on its vCPU thread; each atomic block is one critical
- * section of the VM's ready lock, or one step between two guest
- * instructions:
- *   announce t:  only into an empty not_present_token; pend k's PPI
- *   complete t:  push (k, t) on the VM's ready queue; if !armed:
- *                armed = 1 and signal the SPI (an edge)
- *   DISABLE:     drop k's entries from the queue, push (k, WAKE_ALL),
- *                signal as above; tokens still in flight become stale
- * GET_READY (any vCPU): pop the oldest entry; more = the queue is not
- *   empty; when it returns more = 0 (or nothing), armed = 0.
- * Guest SPI handler: loop { GET_READY; wake (k, t); stop when nothing came
- *   or more = 0 } EOI.
+ * The steps of design.rst, "VM-wide page-ready on an SPI", one for one.
+ * Each atomic block is one critical section of the VM's ready lock, or
+ * one step between two guest instructions:
+ *   1 announce t (vCPU k's thread): only into an empty not_present_token;
+ *     pend k's PPI (each token is announced once here, so the check for a
+ *     queued (k, t) is not needed)
+ *   2 complete t: push (k, t) on the VM's ready queue; if !armed: armed = 1
+ *     and signal the SPI (an edge)
+ *   3 take: the SPI's pending state moves to active (one handler at a
+ *     time; a signal while it is active makes it pending again)
+ *   4 fetch (GET_READY, any vCPU): pop the oldest entry; more = the queue
+ *     is not empty; when it returns more = 0 (or nothing), armed = 0
+ *   5 wake (guest.pml), while more; then EOI
+ *   6 void (DISABLE of k): drop k's entries from the queue, push
+ *     (k, WAKE_ALL), signal as in 2; tokens still in flight become stale
+ * Not modelled: reset and restore (6 without the append, then the append
+ * at the first run), which only remove entries.
  *
  * Mutations that tools/model/check.sh expects the checker to catch:
  * BUG_IGNORE_MORE (one GET_READY per interrupt), BUG_NEVER_DISARM
