@@ -13,7 +13,9 @@
 //! method: the queue is non-empty only while it is armed, and it is armed
 //! only after its SPI was signalled (the caller signals it when
 //! [`VmReadyQueue::push`] says so) — so an entry always has either the
-//! pending SPI or a guest handler that was told "more" coming for it.
+//! pending SPI or a guest handler that was told "more" coming for it. The
+//! one exception is a failed signal ([`VmReadyQueue::signal_failed`]):
+//! the queue is disarmed with entries in it, and the next push signals.
 //!
 //! # Capacity
 //!
@@ -89,7 +91,9 @@ pub const fn entries_for(vcpus: usize, slots: usize) -> Option<usize> {
 ///   entries.len()`.
 /// - `vcpus <= per_vcpu.len()`; for each vCPU `i < vcpus`,
 ///   `per_vcpu[i]` counts exactly its queued entries.
-/// - `len > 0` implies `armed`.
+/// - `len > 0` implies `armed`, except after [`VmReadyQueue::signal_failed`]
+///   (the SPI could not be signalled), until the next push, which then
+///   asks for the signal again.
 #[derive(Debug)]
 pub struct VmReadyQueue<S, P> {
     entries: S,
