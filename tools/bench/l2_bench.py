@@ -192,12 +192,13 @@ def reason(fig, boots):
     if not pa or not ps:
         return "a boot is missing"
     sf = pa.get("sync_faults")
-    blocked = f"{sf} faults blocked a vCPU synchronously ({sf} x {lat:g} ms = {sf * lat / 1000:.2f} s; " \
-              f"the guest was told of {pa.get('not_present', 0)} user-mode faults, the rest were kernel mode)" \
+    blocked = f"in the phase {sf} of the {pa['served']} faults blocked a vCPU synchronously " \
+              f"(at least {sf} x {lat:g} ms = {sf * lat / 1000:.2f} s of the {pa['both_s']:.2f} s until both finished): " \
+              f"the guest was told of {pa.get('not_present', 0)}, the user-mode ones" \
         if sf is not None else "the VMM's counts are missing"
     if fig["name"] == "l2_cpu_share":
         span = min(pa["read_s"], pa["cpu_s"])
-        return f"over the {span:.2f} s the CPU-bound process was measured, {blocked}"
+        return f"measured over {span:.2f} s; {blocked}"
     if fig["name"] == "l2_mem_time_ratio":
         return (f"reader's wait per page {pa['read_s'] / pa['pages'] * 1000:.2f} ms async against "
                 f"{ps['read_s'] / ps['pages'] * 1000:.2f} ms sync; {blocked}")
