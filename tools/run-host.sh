@@ -52,9 +52,13 @@ fi
 # each, idle time skipped), so timings measure the code path whatever else
 # the machine runs; wall (default): QEMU follows the real clock. The choice
 # reaches the host's userspace as apf_clock= on the kernel command line.
+# On the instruction clock the guest's randomness is made deterministic
+# too (-seed: the RNDR instruction and the DT's kaslr-seed and rng-seed
+# come from a seeded generator, APF_SEED, default 1), so that two runs of
+# one commit start from the same state.
 clock=${APF_CLOCK:-wall}
 case "$clock" in
-icount) clock_opts=(-icount shift=0,sleep=off) ;;
+icount) clock_opts=(-icount shift=0,sleep=off -seed "${APF_SEED:-1}") ;;
 wall) clock_opts=() ;;
 *) die "APF_CLOCK=$clock" "use APF_CLOCK=icount or APF_CLOCK=wall" ;;
 esac
