@@ -135,6 +135,37 @@ mod tests {
         Ok(())
     }
 
+    /// VM-wide page-ready (an SPI): an entry that `GET_READY` names for
+    /// another CPU acts on that CPU's table and not-present field only,
+    /// even when both CPUs announced the same token.
+    #[test]
+    fn vm_wide_page_ready_acts_on_the_named_cpu() -> Result {
+        use crate::logic::sleepers::Entry;
+
+        static S: Stats = Stats::new();
+        let a = registered(&S)?;
+        let b = registered(&S)?;
+        let ia = a.table.lock().announce(T1).map_err(|_| EINVAL)?;
+        let ib = b.table.lock().announce(T1).map_err(|_| EINVAL)?;
+        b.deliver_ready(T1);
+        assert_eq!(b.table.lock().entry(ib), Some(Entry::Ready));
+        assert_eq!(a.table.lock().entry(ia), Some(Entry::Queued(T1)));
+        // Page-ready before the named CPU took its not-present.
+        a.record().host_write(Some(T2), None);
+        b.record().host_write(Some(T2), None);
+        b.deliver_ready(T2);
+        assert!(b.record().not_present().is_none());
+        assert_eq!(a.record().not_present(), T2);
+        assert_eq!(S.ready_before_sleep.load(Relaxed), 2);
+        b.sleep(ib);
+        assert_eq!(b.table.lock().in_use(), 0);
+        a.table.lock().cancel(ia).map_err(|_| EINVAL)?;
+        a.record().host_write(Some(Token::NONE), None);
+        release(a);
+        release(b);
+        Ok(())
+    }
+
     #[test]
     fn unregistered_ignores_notifications() -> Result {
         static S: Stats = Stats::new();
