@@ -7,7 +7,11 @@ per clock): four L2 boots, 1 and 2 vCPUs, each without and with
 --async-pf, each running tools/l2/apf_work -b (a present-memory baseline,
 then one phase per per-page latency, each right after apf-vmm made all
 guest RAM remote: --remote-after APF-L2BENCH-RESTORE --remote-latency).
-Per clock, vCPU count and latency it computes, asynchronous against
+Times run from the restore: the guest stopped at the marker, and the time
+it needed on remote memory to run its user code again (restart_s: from just
+before the marker to the workload's t0, minus the VMM's stop, which it
+prints as stopped_us) is added to the reader's and the both-finished
+times. Per clock, vCPU count and latency it computes, asynchronous against
 synchronous boot of the same host run:
 
   l2_cpu_share       the CPU-bound process's throughput while the reader
@@ -47,6 +51,7 @@ BOOTED = re.compile(r"APF-L2: booted \S+ on (\d+) cpus")
 PRESENT = re.compile(r"APF-L2BENCH present (.*)")
 PHASE = re.compile(r"APF-L2BENCH phase=(\d+) (.*)")
 RESTORE = re.compile(r"apf-vmm: guest RAM made remote again .*\(restore (\d+); (\d+) pages served since the last, (\d+) in all\)")
+STOPPED = re.compile(r"apf-vmm: guest RAM made remote again .*\(restore (\d+);.*stopped_us=(\d+)")
 PROBE = re.compile(r"apf-vmm: marker 'APF-L2BENCH-END' \((\d+)\): (\d+) pages served so far")
 SUMMARY = re.compile(r"apf-vmm: exit=(\S+).* async_pf=(on|off)")
 
@@ -74,7 +79,7 @@ def parse(path):
             m = STEP_BEGIN.search(line)
             if m and m.group(1).startswith("l2bench"):
                 cur = {"step": m.group(1), "cpus": None, "mode": "sync", "present": None,
-                       "phases": {}, "restores": {}, "ends": {}, "exit": None, "rc": None}
+                       "phases": {}, "restores": {}, "ends": {}, "stopped": {}, "exit": None, "rc": None}
                 continue
             if cur is None:
                 continue
@@ -98,6 +103,9 @@ def parse(path):
             m = RESTORE.search(line)
             if m:
                 cur["restores"][int(m.group(1))] = int(m.group(3))
+            m = STOPPED.search(line)
+            if m:
+                cur["stopped"][int(m.group(1))] = int(m.group(2)) / 1e6
             m = PROBE.search(line)
             if m:
                 cur["ends"][int(m.group(1))] = int(m.group(2))
@@ -111,6 +119,17 @@ def parse(path):
             r, e = b["restores"].get(n), b["ends"].get(n)
             served = e - r if r is not None and e is not None else None
             ph["served"] = served
+            # From the restore (the guest stopped at the marker) to t0: the
+            # guest's way back to user mode on remote memory. pre_s runs
+            # from just before the marker, so it holds the VMM's stop too.
+            stop = b["stopped"].get(n)
+            if "pre_s" in ph and stop is not None:
+                ph["restart_s"] = max(ph["pre_s"] - stop, 0.0)
+            else:
+                ph["restart_s"] = None
+            rs = ph["restart_s"] or 0.0
+            ph["read_r"] = rs + ph["read_s"]
+            ph["both_r"] = rs + ph["both_s"]
             if served is not None:
                 # Faults that blocked a vCPU: all in sync mode; those the
                 # guest was not told about (kernel mode, EL1 not allowed)
@@ -151,9 +170,10 @@ def figures(clock, boots):
                 if not p:
                     continue
                 mm = f"{mode}, {m}"
-                fig("l2_read_s", lat, mm, p["read_s"], "s")
+                fig("l2_restart_s", lat, mm, p["restart_s"], "s")
+                fig("l2_read_s", lat, mm, p["read_r"], "s")
                 fig("l2_cpu_s", lat, mm, p["cpu_s"], "s")
-                fig("l2_both_s", lat, mm, p["both_s"], "s")
+                fig("l2_both_s", lat, mm, p["both_r"], "s")
                 if mode == "sync":
                     fig("l2_cpu_share", lat, mm, p["cpu_share"])
                 if p.get("served") is not None:
@@ -166,10 +186,10 @@ def figures(clock, boots):
                 fig("l2_cpu_share", lat, f"async, {m}", pa["cpu_share"], "", f">= {TARGET_SHARE:.2f}",
                     pa["cpu_share"] >= TARGET_SHARE)
             if pa and ps:
-                r = pa["read_s"] / ps["read_s"] if ps["read_s"] > 0 else None
+                r = pa["read_r"] / ps["read_r"] if ps["read_r"] > 0 else None
                 fig("l2_mem_time_ratio", lat, m, r, "x sync", f"<= {TARGET_MEM:.2f}",
                     r is not None and r <= TARGET_MEM)
-                r = pa["both_s"] / ps["both_s"] if ps["both_s"] > 0 else None
+                r = pa["both_r"] / ps["both_r"] if ps["both_r"] > 0 else None
                 t = TARGET_BOTH.get(float(lat))
                 if t is None:
                     fig("l2_both_ratio", lat, m, r, "x sync")
@@ -192,18 +212,21 @@ def reason(fig, boots):
     if not pa or not ps:
         return "a boot is missing"
     sf = pa.get("sync_faults")
-    blocked = f"in the phase {sf} of the {pa['served']} faults blocked a vCPU synchronously " \
-              f"(at least {sf} x {lat:g} ms = {sf * lat / 1000:.2f} s of the {pa['both_s']:.2f} s until both finished): " \
-              f"the guest was told of {pa.get('not_present', 0)}, the user-mode ones" \
-        if sf is not None else "the VMM's counts are missing"
+    if sf is None:
+        blocked = "the VMM's counts are missing"
+    else:
+        blocked = (f"in the phase {sf} of the {pa['served']} faults blocked a vCPU synchronously "
+                   f"(at least {sf} x {lat:g} ms = {sf * lat / 1000:.2f} s of the {pa['both_r']:.2f} s until both "
+                   f"finished, {pa['restart_s'] or 0:.2f} s of them before the workload ran again): "
+                   f"the guest was told of {pa.get('not_present', 0)}, the user-mode ones")
     if fig["name"] == "l2_cpu_share":
         span = min(pa["read_s"], pa["cpu_s"])
         return f"measured over {span:.2f} s; {blocked}"
     if fig["name"] == "l2_mem_time_ratio":
         return (f"reader's wait per page {pa['read_s'] / pa['pages'] * 1000:.2f} ms async against "
-                f"{ps['read_s'] / ps['pages'] * 1000:.2f} ms sync; {blocked}")
+                f"{ps['read_s'] / ps['pages'] * 1000:.2f} ms sync (from t0); {blocked}")
     if fig["name"] == "l2_both_ratio":
-        return (f"both finished after {pa['both_s']:.2f} s async, {ps['both_s']:.2f} s sync; sync CPU-bound share "
+        return (f"both finished after {pa['both_r']:.2f} s async, {ps['both_r']:.2f} s sync; sync CPU-bound share "
                 f"{ps['cpu_share']:.2f}" + (" (it has a vCPU of its own)" if cpus > 1 else "") + f"; {blocked}")
     return ""
 
@@ -283,6 +306,14 @@ def cmd_table(logs):
             if k[0] == "l2_sync_faults" and k[2].startswith("async"):
                 np = figs.get(("l2_not_present", k[1], k[2]))
                 parts.append(f"{k[2][7:]} {k[1]:g} ms: {f['value']:.0f} of {f['value'] + (np['value'] if np else 0):.0f}")
+        print(f"  {clock}: " + "; ".join(parts))
+    print("\nafter each restore, until the workload ran again (kernel pages, synchronously; included in the times above), sync/async:")
+    for clock, boots, figs in runs:
+        parts = []
+        for cpus in sorted({int(re.search(r"(\d) vCPU", k[2]).group(1)) for k in figs if k[0] == "l2_restart_s"}):
+            for lat in sorted({k[1] for k in figs if k[0] == "l2_restart_s"}):
+                s_, a_ = (figs.get(("l2_restart_s", lat, f"{m}, {cpus} vCPU")) for m in ("sync", "async"))
+                parts.append(f"{cpus} vCPU {lat:g} ms: {fmt(s_ and s_['value'])}/{fmt(a_ and a_['value'])} s")
         print(f"  {clock}: " + "; ".join(parts))
     if missed:
         print("\nmissed, and what was measured:")

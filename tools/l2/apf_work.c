@@ -121,7 +121,9 @@ static int reader(size_t bytes, long wait_ms)
  * stops the vCPU right after it and makes all of guest RAM remote (its
  * kernel too), so everything after the write runs on remote memory, as
  * right after a snapshot restore. Then t0; the child is started and the
- * reader reads every page. Figures, all from t0, in guest CLOCK_MONOTONIC:
+ * reader reads every page. pre_s is from just before the marker to t0:
+ * the VMM's stop (which it reports) plus what the guest needed after the
+ * restore to get back to user mode (its kernel's pages, synchronously). Figures, all from t0, in guest CLOCK_MONOTONIC:
  * the reader's completion time, the child's, both finished (the later of
  * the two), and the child's throughput while the reader runs (over
  * [t0, reader done], or over its own run if it finished first) as a share
@@ -240,7 +242,7 @@ static int bench(size_t bytes, const char *list)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	size_t pages = bytes / page, i, bad, total_bad = 0;
-	double lat_ms[MAX_PHASES], rate0, t0, t_read, both, iters_in, span;
+	double lat_ms[MAX_PHASES], rate0, t_mark, t0, t_read, both, iters_in, span;
 	uint64_t *progress, work, c0[NR_COUNTERS], c1[NR_COUNTERS];
 	int cmd[2], res[2], n = 0, k, status, ret = 0;
 	struct result r;
@@ -323,6 +325,7 @@ static int bench(size_t bytes, const char *list)
 		 * tcdrain() returns once every byte is transmitted, so t0 is
 		 * after the restore.
 		 */
+		t_mark = now();
 		printf("APF-L2BENCH-RESTORE phase=%d\n", k + 1);
 		tcdrain(STDOUT_FILENO);
 		t0 = now();
@@ -346,8 +349,8 @@ static int bench(size_t bytes, const char *list)
 			span = t_read - t0;
 		}
 		both = (r.end > t_read ? r.end : t_read) - t0;
-		printf("APF-L2BENCH phase=%d latency_ms=%g pages=%zu read_s=%.6f cpu_s=%.6f both_s=%.6f cpu_iterations=%llu cpu_rate0=%.0f cpu_share=%.4f mismatches=%zu",
-		       k + 1, lat_ms[k], pages, t_read - t0, r.end - t0, both,
+		printf("APF-L2BENCH phase=%d latency_ms=%g pages=%zu pre_s=%.6f read_s=%.6f cpu_s=%.6f both_s=%.6f cpu_iterations=%llu cpu_rate0=%.0f cpu_share=%.4f mismatches=%zu",
+		       k + 1, lat_ms[k], pages, t0 - t_mark, t_read - t0, r.end - t0, both,
 		       (unsigned long long)work, rate0,
 		       span > 0 ? iters_in / span / rate0 : 0.0, bad);
 		for (i = 0; i < NR_COUNTERS; i++)

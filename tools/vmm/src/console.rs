@@ -14,6 +14,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::PoisonError;
+use std::time::Instant;
 
 use crate::marker::Marker;
 use crate::pause::Gate;
@@ -27,6 +30,8 @@ pub struct MarkerHits {
     gate: Option<Arc<Gate>>,
     /// Printed at each hit: the marker and the page server's count.
     probe: Option<(String, Arc<AtomicU64>)>,
+    /// When the last hit was counted.
+    last: Mutex<Option<Instant>>,
 }
 
 impl MarkerHits {
@@ -34,13 +39,18 @@ impl MarkerHits {
     /// whoever sees the hit (the main thread) finds the pause requested,
     /// and its resume ends it.
     pub fn pausing(gate: Arc<Gate>) -> Self {
-        MarkerHits { count: AtomicU64::new(0), gate: Some(gate), probe: None }
+        MarkerHits { count: AtomicU64::new(0), gate: Some(gate), probe: None, last: Mutex::new(None) }
     }
 
     /// A count that prints, at each hit of `marker`, the value of `served`
     /// (the page server's count of pages served) on stderr.
     pub fn probing(marker: &str, served: Arc<AtomicU64>) -> Self {
-        MarkerHits { count: AtomicU64::new(0), gate: None, probe: Some((marker.to_owned(), served)) }
+        MarkerHits {
+            count: AtomicU64::new(0),
+            gate: None,
+            probe: Some((marker.to_owned(), served)),
+            last: Mutex::new(None),
+        }
     }
 
     /// Markers seen so far.
@@ -48,7 +58,14 @@ impl MarkerHits {
         self.count.load(Ordering::SeqCst)
     }
 
+    /// When the last marker was completed (`None` before the first): the
+    /// moment a pausing count stopped the guest.
+    pub fn last_hit(&self) -> Option<Instant> {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn add(&self, n: u64) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
         if let Some(g) = &self.gate {
             g.request();
         }
@@ -148,8 +165,11 @@ mod tests {
         let mut c = Console::new(Vec::new(), vec![(marker, Arc::clone(&hits))]);
         c.write_all(b"g").unwrap();
         assert!(!gate.requested());
+        assert_eq!(hits.last_hit(), None);
+        let before = Instant::now();
         c.write_all(b"o").unwrap();
         assert!(gate.requested());
+        assert!(hits.last_hit().is_some_and(|t| t >= before));
         assert_eq!(hits.get(), 1);
         gate.resume();
         c.write_all(b"x\n").unwrap();

@@ -64,7 +64,9 @@ impl RemoteAfter {
         let restore = self.fired;
         let latency = latency_of_restore(&self.latencies, restore);
         let server = server.ok_or_else(|| Error::new("--remote-after without lazily served RAM"))?;
-        let t0 = Instant::now();
+        // From the moment the marker stopped the guest (the vCPU that wrote
+        // it parked then), which the main thread sees up to a poll later.
+        let t0 = self.hits.last_hit().unwrap_or_else(Instant::now);
         shared.pause.request();
         let n = u32::try_from(threads.len()).unwrap_or(u32::MAX);
         let parked = shared.pause.wait_parked(n, PAUSE_DEADLINE, &shared.stop, || {
@@ -83,7 +85,8 @@ impl RemoteAfter {
                     eprintln!(
                         "apf-vmm: guest RAM made remote again after marker '{}': {n} vCPUs paused in {} ms, \
                          {} present pages written to the memory image, {} pages dropped, resumed after {} ms \
-                         (restore {restore}; {} pages served since the last, {} in all){latency}",
+                         (restore {restore}; {} pages served since the last, {} in all){latency}; \
+                         stopped_us={}",
                         self.marker,
                         paused.as_millis(),
                         r.written,
@@ -91,6 +94,7 @@ impl RemoteAfter {
                         t0.elapsed().as_millis(),
                         m.served_since,
                         m.served_total,
+                        t0.elapsed().as_micros(),
                     );
                 })
             }
