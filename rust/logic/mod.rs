@@ -16,6 +16,7 @@ pub(crate) mod gfn_table;
 pub(crate) mod guest_abi;
 pub(crate) mod hypercall;
 pub(crate) mod record;
+pub(crate) mod sdei;
 pub(crate) mod sleepers;
 pub(crate) mod token;
 pub(crate) mod vcpu_state;

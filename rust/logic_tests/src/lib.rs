@@ -19,6 +19,8 @@ pub mod guest_abi;
 pub mod hypercall;
 #[path = "../../logic/record.rs"]
 pub mod record;
+#[path = "../../logic/sdei.rs"]
+pub mod sdei;
 #[path = "../../logic/sleepers.rs"]
 pub mod sleepers;
 #[path = "../../logic/token.rs"]

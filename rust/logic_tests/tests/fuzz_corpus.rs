@@ -6,6 +6,8 @@
 
 #[path = "../fuzz/bodies.rs"]
 mod bodies;
+#[path = "../fuzz/fuzz_targets/sdei_calls.rs"]
+mod sdei_calls;
 
 use std::fs;
 use std::path::Path;
@@ -40,4 +42,9 @@ fn vcpu_state_model_corpus() {
 #[test]
 fn vm_ready_model_corpus() {
     replay("vm_ready_model", bodies::vm_ready_model);
+}
+
+#[test]
+fn sdei_calls_corpus() {
+    replay("sdei_calls", sdei_calls::sdei_calls);
 }
