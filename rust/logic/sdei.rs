@@ -173,8 +173,8 @@ pub const EVENT_PRIORITY_NORMAL: u64 = 0;
 
 /// `SDEI_FEATURES` queries (`x1`).
 pub mod feature {
-    /// `BIND_SLOTS`: `bits[31:16]` private, `bits[15:0]` shared slots for
-    /// `INTERRUPT_BIND`.
+    /// `BIND_SLOTS`: `bits[31:16]` shared, `bits[15:0]` private slots for
+    /// `INTERRUPT_BIND` (as TF-A and the earlier KVM series' selftest).
     pub const BIND_SLOTS: u32 = 0;
     /// `RELATIVE_MODE`: 1 if `EVENT_REGISTER` takes relative entry points.
     pub const RELATIVE_MODE: u32 = 1;
