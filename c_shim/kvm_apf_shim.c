@@ -50,35 +50,65 @@ static int kvm_apf_hypercall(struct kvm_vcpu *vcpu, u32 func_id)
 
 static int kvm_apf_has_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 {
-	return attr->attr == KVM_ARM_VCPU_ASYNC_PF_STATE ? 0 : -ENXIO;
+	switch (attr->attr) {
+	case KVM_ARM_VCPU_ASYNC_PF_STATE:
+	case KVM_ARM_VCPU_ASYNC_PF_CONFIG:
+		return 0;
+	default:
+		return -ENXIO;
+	}
 }
 
+/*
+ * Both attributes are plain structs; Rust validates every field. Its
+ * AsyncPfState and AsyncPfConfig (rust/logic/config.rs) assert the same
+ * layout.
+ */
+static_assert(sizeof(struct kvm_arm_async_pf_state) == 64);
+static_assert(offsetof(struct kvm_arm_async_pf_state, config) == 16);
+static_assert(offsetof(struct kvm_arm_async_pf_state, reserved) == 48);
+static_assert(sizeof(struct kvm_arm_async_pf_config) == 64);
 static int kvm_apf_get_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 {
-	struct kvm_arm_async_pf_state __user *user = u64_to_user_ptr(attr->addr);
+	void __user *user = u64_to_user_ptr(attr->addr);
+	struct kvm_arm_async_pf_config config = {};
 	struct kvm_arm_async_pf_state state = {};
 	int ret;
 
-	if (attr->attr != KVM_ARM_VCPU_ASYNC_PF_STATE)
+	switch (attr->attr) {
+	case KVM_ARM_VCPU_ASYNC_PF_STATE:
+		ret = kvm_apf_rs_get_state(vcpu, &state);
+		if (ret)
+			return ret;
+		return copy_to_user(user, &state, sizeof(state)) ? -EFAULT : 0;
+	case KVM_ARM_VCPU_ASYNC_PF_CONFIG:
+		ret = kvm_apf_rs_get_config(vcpu, &config);
+		if (ret)
+			return ret;
+		return copy_to_user(user, &config, sizeof(config)) ? -EFAULT : 0;
+	default:
 		return -ENXIO;
-	ret = kvm_apf_rs_get_state(vcpu, &state.record_gpa, &state.flags);
-	if (ret)
-		return ret;
-	return copy_to_user(user, &state, sizeof(state)) ? -EFAULT : 0;
+	}
 }
 
 static int kvm_apf_set_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 {
-	struct kvm_arm_async_pf_state __user *user = u64_to_user_ptr(attr->addr);
+	void __user *user = u64_to_user_ptr(attr->addr);
+	struct kvm_arm_async_pf_config config;
 	struct kvm_arm_async_pf_state state;
 
-	if (attr->attr != KVM_ARM_VCPU_ASYNC_PF_STATE)
+	switch (attr->attr) {
+	case KVM_ARM_VCPU_ASYNC_PF_STATE:
+		if (copy_from_user(&state, user, sizeof(state)))
+			return -EFAULT;
+		return kvm_apf_rs_set_state(vcpu, &state);
+	case KVM_ARM_VCPU_ASYNC_PF_CONFIG:
+		if (copy_from_user(&config, user, sizeof(config)))
+			return -EFAULT;
+		return kvm_apf_rs_set_config(vcpu, &config);
+	default:
 		return -ENXIO;
-	if (copy_from_user(&state, user, sizeof(state)))
-		return -EFAULT;
-	if (memchr_inv(state.reserved, 0, sizeof(state.reserved)))
-		return -EINVAL;
-	return kvm_apf_rs_set_state(vcpu, state.record_gpa, state.flags);
+	}
 }
 
 static const struct kvm_arm_apf_ops kvm_apf_ops = {

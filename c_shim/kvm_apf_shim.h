@@ -62,7 +62,13 @@ bool kvm_apf_rs_fault_start(struct kvm_vcpu *vcpu, u64 ipa, u64 gfn, u64 hva,
 void kvm_apf_rs_handle_request(struct kvm_vcpu *vcpu);
 void kvm_apf_rs_hypercall(struct kvm_vcpu *vcpu, u32 func_id, u64 a1, u64 a2,
 			  u64 *ret);
-int kvm_apf_rs_get_state(struct kvm_vcpu *vcpu, u64 *record_gpa, u64 *flags);
-int kvm_apf_rs_set_state(struct kvm_vcpu *vcpu, u64 record_gpa, u64 flags);
+int kvm_apf_rs_get_state(struct kvm_vcpu *vcpu,
+			 struct kvm_arm_async_pf_state *state);
+int kvm_apf_rs_set_state(struct kvm_vcpu *vcpu,
+			 const struct kvm_arm_async_pf_state *state);
+int kvm_apf_rs_get_config(struct kvm_vcpu *vcpu,
+			  struct kvm_arm_async_pf_config *config);
+int kvm_apf_rs_set_config(struct kvm_vcpu *vcpu,
+			  const struct kvm_arm_async_pf_config *config);
 
 #endif /* KVM_APF_SHIM_H */

@@ -55,6 +55,7 @@ extern "C" {
 
     // arch/arm64/kvm/async_pf.c, exported to "kvm_apf" only.
     pub(crate) fn kvm_arm_apf_signal_irq(vcpu: *mut KvmVcpu, intid: u32) -> c_int;
+    pub(crate) fn kvm_arm_apf_config_irq(vcpu: *mut KvmVcpu, intid: u32) -> c_int;
     pub(crate) fn kvm_arm_apf_irq_deliverable(vcpu: *mut KvmVcpu, intid: u32) -> bool;
     pub(crate) fn kvm_arm_apf_validate_intid(kvm: *mut Kvm, intid: u32) -> c_int;
     pub(crate) fn kvm_arm_apf_read_guest_u64(kvm: *mut Kvm, gpa: u64, val: *mut u64) -> c_int;

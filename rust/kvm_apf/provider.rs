@@ -21,9 +21,12 @@ use crate::ffi::Kvm;
 use crate::ffi::KvmVcpu;
 use crate::logic::config::validate_cap;
 use crate::logic::config::ApfConfig;
+use crate::logic::config::AsyncPfConfig;
 use crate::logic::config::AsyncPfState;
 use crate::logic::config::CapRequest;
+use crate::logic::config::ConfigCheckError;
 use crate::logic::config::SavedState;
+use crate::logic::config::StateError;
 use crate::logic::hypercall::decode;
 use crate::logic::hypercall::Request;
 use crate::logic::hypercall::ASYNC_PF_FUNC_ID;
@@ -223,6 +226,17 @@ unsafe fn enable(kvm: *mut Kvm, cfg: ApfConfig) -> Result {
             unsafe { detach_all(kvm) };
             forget_vm(kvm);
             return Err(e);
+        }
+    }
+    // SAFETY: all vCPU mutexes are held (function contract).
+    for vcpu in unsafe { vcpus(kvm) } {
+        // Edge-triggered from the start if the vGIC is set up; else at the
+        // first request (a restore or a completion makes one).
+        // SAFETY: vCPU mutex held (function contract).
+        if let Some(apf) = unsafe { borrow(vcpu) } {
+            // SAFETY: a live, fully created vCPU.
+            let edge = unsafe { edge_intids(vcpu, &cfg) };
+            apf.core.lock().intids_edge = edge;
         }
     }
     Ok(())
@@ -461,6 +475,10 @@ unsafe extern "C" fn kvm_apf_rs_handle_request(vcpu: *mut KvmVcpu) {
     {
         // The WAKE_ALL of a restore, if the page-ready slot is free now.
         let mut core = apf.core.lock();
+        if !core.intids_edge {
+            // SAFETY: on the vCPU thread (function contract).
+            core.intids_edge = unsafe { edge_intids(vcpu, &apf.cfg) };
+        }
         let actions = core.state.poll(&mut mem);
         // SAFETY: a provider callback in KVM_RUN (function contract).
         unsafe { deliver(vcpu, &apf, &mut core, &actions) };
@@ -553,24 +571,17 @@ unsafe extern "C" fn kvm_apf_rs_hypercall(
 ///
 /// # Safety
 ///
-/// `vcpu` is live and its mutex is held; `record_gpa` and `flags` are
-/// writable.
+/// `vcpu` is live and its mutex is held; `out` is writable.
 #[no_mangle]
-unsafe extern "C" fn kvm_apf_rs_get_state(
-    vcpu: *mut KvmVcpu,
-    record_gpa: *mut u64,
-    flags: *mut u64,
-) -> c_int {
+unsafe extern "C" fn kvm_apf_rs_get_state(vcpu: *mut KvmVcpu, out: *mut AsyncPfState) -> c_int {
     // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return ENXIO.to_errno();
     };
-    let saved = apf.core.lock().state.save().encode();
-    // SAFETY: by the function's contract.
-    unsafe {
-        *record_gpa = saved.record_gpa;
-        *flags = saved.flags;
-    }
+    let saved = apf.core.lock().state.save().encode(&apf.cfg);
+    // SAFETY: by the function's contract; the C struct has this layout
+    // (static_assert in the shim, const asserts in `logic::config`).
+    unsafe { out.write(saved) };
     0
 }
 
@@ -580,20 +591,22 @@ unsafe extern "C" fn kvm_apf_rs_get_state(
 ///
 /// # Safety
 ///
-/// `vcpu` is live and its mutex is held (a vCPU ioctl of the VMM).
+/// `vcpu` is live and its mutex is held (a vCPU ioctl of the VMM); `raw`
+/// is readable.
 #[no_mangle]
-unsafe extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, flags: u64) -> c_int {
+unsafe extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, raw: *const AsyncPfState) -> c_int {
     // SAFETY: by the function's contract.
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return ENXIO.to_errno();
     };
-    let raw = AsyncPfState {
-        record_gpa,
-        flags,
-        reserved: [0; 6],
-    };
-    let Ok(saved) = SavedState::decode(&raw, apf.cfg.allow_el1) else {
-        return EINVAL.to_errno();
+    // SAFETY: by the function's contract; any bit pattern is an
+    // `AsyncPfState` (plain `u64`s).
+    let raw = unsafe { raw.read() };
+    let saved = match SavedState::decode(&raw, &apf.cfg) {
+        Ok(saved) => saved,
+        // The guest negotiated other INTIDs or slots than this VM has.
+        Err(StateError::ConfigMismatch) => return EPROTO.to_errno(),
+        Err(_) => return EINVAL.to_errno(),
     };
     if let Some(gpa) = saved.record {
         // SAFETY: the VM of a live vCPU is live.
@@ -608,10 +621,70 @@ unsafe extern "C" fn kvm_apf_rs_set_state(vcpu: *mut KvmVcpu, record_gpa: u64, f
     // thread: guest writes must come from KVM_RUN context (dirty tracking)
     // and the vGIC is only initialised once the vCPU runs.
     core.state.restore(&saved);
+    // Edge-triggered now if the vGIC is set up, so that a pending state
+    // restored through its registers is an edge; again at the next
+    // request, in case the VMM restores the vGIC (an SPI's trigger) after
+    // this.
+    // SAFETY: live vCPU, its mutex held.
+    unsafe { edge_intids(vcpu, &apf.cfg) };
+    core.intids_edge = false;
     // The tokens of this vCPU's queued page-ready are void now.
     apf.drop_vm_ready();
     drop(core);
     // SAFETY: live vCPU; a request plus a kick is fine from an ioctl.
     unsafe { ffi::kvm_arm_apf_kick(vcpu) };
     0
+}
+
+/// `KVM_GET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_CONFIG)`: the VM's
+/// configuration as the `KVM_ENABLE_CAP` arguments that recreate it.
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held; `out` is writable.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_get_config(vcpu: *mut KvmVcpu, out: *mut AsyncPfConfig) -> c_int {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return ENXIO.to_errno();
+    };
+    // SAFETY: by the function's contract; the C struct has this layout.
+    unsafe { out.write(AsyncPfConfig::of(&apf.cfg)) };
+    0
+}
+
+/// `KVM_SET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_CONFIG)`: changes nothing,
+/// checks that the VMM restores onto a VM configured as the source was.
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held; `raw` is readable.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_set_config(vcpu: *mut KvmVcpu, raw: *const AsyncPfConfig) -> c_int {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }) else {
+        return ENXIO.to_errno();
+    };
+    // SAFETY: by the function's contract; any bit pattern is valid.
+    let raw = unsafe { raw.read() };
+    match raw.check(&apf.cfg) {
+        Ok(()) => 0,
+        Err(ConfigCheckError::Mismatch) => EPROTO.to_errno(),
+        Err(ConfigCheckError::ReservedNotZero) => EINVAL.to_errno(),
+    }
+}
+
+/// Makes both INTIDs edge-triggered (without pending them); whether that
+/// worked. It fails until the vGIC is initialised: the caller retries at
+/// the next request. An INTID that became unusable is reported when it is
+/// signalled, as for any notification.
+///
+/// # Safety
+///
+/// `vcpu` is live.
+unsafe fn edge_intids(vcpu: *mut KvmVcpu, cfg: &ApfConfig) -> bool {
+    [cfg.np_intid, cfg.ready_intid]
+        .into_iter()
+        // SAFETY: `vcpu` is live (function contract); any context.
+        .all(|intid| unsafe { ffi::kvm_arm_apf_config_irq(vcpu, intid) } == 0)
 }

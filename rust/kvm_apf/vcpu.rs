@@ -85,6 +85,9 @@ pub(crate) struct Core {
     /// miss notifications, so no fault is announced any more until it
     /// is reset or restored, and every fault blocks.
     pub(crate) delivery_failed: bool,
+    /// Both INTIDs were made edge-triggered in the vGIC (the signal does it
+    /// too; this covers a pending state restored before the first signal).
+    pub(crate) intids_edge: bool,
 }
 
 /// The VM's memory as the state machine sees it. Reads go through
@@ -192,7 +195,7 @@ impl VcpuApf {
                 cfg,
                 vm,
                 ready_idx,
-                core <- new_mutex!(Core { state, sync_gfn: None, delivery_failed: false }),
+                core <- new_mutex!(Core { state, sync_gfn: None, delivery_failed: false, intids_edge: false }),
                 done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
             }),
             GFP_KERNEL_ACCOUNT,

@@ -71,6 +71,17 @@ impl ApfConfig {
         self.ready_intid <= PPI_LAST
     }
 
+    /// The `KVM_ENABLE_CAP` arguments that recreate this configuration
+    /// (`KVM_ARM_VCPU_ASYNC_PF_CONFIG`): slots as in effect, never 0.
+    pub const fn cap_args(&self) -> [u64; 4] {
+        let flags = if self.allow_el1 {
+            CAP_FLAG_ENABLE | CAP_FLAG_ALLOW_EL1
+        } else {
+            CAP_FLAG_ENABLE
+        };
+        [flags, self.slots as u64, self.np_intid as u64, self.ready_intid as u64]
+    }
+
     /// Number of slots as a `usize` (storage sizes).
     pub const fn slots_usize(&self) -> usize {
         // Lossless: `slots <= MAX_SLOTS`.
@@ -139,6 +150,56 @@ pub const fn validate_cap(args: &[u64; 4]) -> Result<CapRequest, ConfigError> {
 pub const VCPU_ATTR_GROUP: u64 = 3;
 /// `KVM_ARM_VCPU_ASYNC_PF_STATE` attribute.
 pub const VCPU_ATTR_STATE: u64 = 0;
+/// `KVM_ARM_VCPU_ASYNC_PF_CONFIG` attribute.
+pub const VCPU_ATTR_CONFIG: u64 = 1;
+
+/// `struct kvm_arm_async_pf_config`: the VM's configuration as the
+/// `KVM_ENABLE_CAP` arguments that recreate it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct AsyncPfConfig {
+    /// `kvm_enable_cap.args[0..3]`.
+    pub args: [u64; 4],
+    /// Must be zero.
+    pub reserved: [u64; 4],
+}
+
+/// Size of [`AsyncPfConfig`] in bytes.
+pub const CONFIG_SIZE: usize = 64;
+const _: () = assert!(core::mem::size_of::<AsyncPfConfig>() == CONFIG_SIZE);
+
+/// Why a `KVM_SET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_CONFIG)` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigCheckError {
+    /// A `reserved` word is not zero (`EINVAL`).
+    ReservedNotZero,
+    /// The arguments are not this VM's configuration (`EPROTO`).
+    Mismatch,
+}
+
+impl AsyncPfConfig {
+    /// What `KVM_GET_DEVICE_ATTR` returns for `cfg`.
+    pub const fn of(cfg: &ApfConfig) -> Self {
+        Self {
+            args: cfg.cap_args(),
+            reserved: [0; 4],
+        }
+    }
+
+    /// `KVM_SET_DEVICE_ATTR`: changes nothing, only checks that this is
+    /// `cfg`.
+    pub fn check(&self, cfg: &ApfConfig) -> Result<(), ConfigCheckError> {
+        if self.reserved.iter().any(|&r| r != 0) {
+            return Err(ConfigCheckError::ReservedNotZero);
+        }
+        if self.args != cfg.cap_args() {
+            return Err(ConfigCheckError::Mismatch);
+        }
+        Ok(())
+    }
+}
 
 /// `flags` bit of [`AsyncPfState`]: the guest enabled the feature.
 pub const STATE_FLAG_ENABLED: u64 = 1 << 0;
@@ -160,8 +221,11 @@ pub struct AsyncPfState {
     pub record_gpa: u64,
     /// `STATE_FLAG_*`.
     pub flags: u64,
+    /// The VM's configuration the guest ran with ([`ApfConfig::cap_args`]),
+    /// or all zero: not recorded, not checked.
+    pub config: [u64; 4],
     /// Must be zero.
-    pub reserved: [u64; 6],
+    pub reserved: [u64; 2],
 }
 
 /// Size of [`AsyncPfState`] in bytes.
@@ -169,10 +233,11 @@ pub const STATE_SIZE: usize = 64;
 const _: () = assert!(core::mem::size_of::<AsyncPfState>() == STATE_SIZE);
 const _: () = assert!(core::mem::offset_of!(AsyncPfState, record_gpa) == 0);
 const _: () = assert!(core::mem::offset_of!(AsyncPfState, flags) == 8);
-const _: () = assert!(core::mem::offset_of!(AsyncPfState, reserved) == 16);
+const _: () = assert!(core::mem::offset_of!(AsyncPfState, config) == 16);
+const _: () = assert!(core::mem::offset_of!(AsyncPfState, reserved) == 48);
 
 /// Why a `KVM_ARM_VCPU_ASYNC_PF_STATE` set was refused. Each maps to
-/// `EINVAL`.
+/// `EINVAL` but [`StateError::ConfigMismatch`], which is `EPROTO`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StateError {
     /// A `reserved` word is not zero.
@@ -187,6 +252,9 @@ pub enum StateError {
     NotifyEl1WithoutEnabled,
     /// `NOTIFY_EL1` but the VMM did not allow EL1 notifications.
     El1NotAllowed,
+    /// `config` is recorded and is not this VM's configuration: the guest
+    /// would wait for INTIDs or slots the destination does not have.
+    ConfigMismatch,
 }
 
 /// The guest-registered state of one vCPU, as saved and restored.
@@ -201,8 +269,9 @@ pub struct SavedState {
 }
 
 impl SavedState {
-    /// Encodes the state for `KVM_GET_DEVICE_ATTR`.
-    pub const fn encode(&self) -> AsyncPfState {
+    /// Encodes the state for `KVM_GET_DEVICE_ATTR` of a VM configured
+    /// with `cfg`.
+    pub const fn encode(&self, cfg: &ApfConfig) -> AsyncPfState {
         let mut flags = 0;
         if self.enabled {
             flags |= STATE_FLAG_ENABLED;
@@ -216,16 +285,21 @@ impl SavedState {
                 None => STATE_NO_RECORD,
             },
             flags,
-            reserved: [0; 6],
+            config: cfg.cap_args(),
+            reserved: [0; 2],
         }
     }
 
-    /// Decodes and validates the state given to `KVM_SET_DEVICE_ATTR`.
-    /// `allow_el1` is the VM's [`ApfConfig::allow_el1`]. Whether the record
-    /// is guest RAM is left to the caller (memory may be set up later).
-    pub fn decode(raw: &AsyncPfState, allow_el1: bool) -> Result<Self, StateError> {
+    /// Decodes and validates the state given to `KVM_SET_DEVICE_ATTR` of a
+    /// VM configured with `cfg`. Whether the record is guest RAM is left to
+    /// the caller (memory may be set up later).
+    pub fn decode(raw: &AsyncPfState, cfg: &ApfConfig) -> Result<Self, StateError> {
+        let allow_el1 = cfg.allow_el1;
         if raw.reserved.iter().any(|&r| r != 0) {
             return Err(StateError::ReservedNotZero);
+        }
+        if raw.config != [0; 4] && raw.config != cfg.cap_args() {
+            return Err(StateError::ConfigMismatch);
         }
         if raw.flags & !STATE_KNOWN_FLAGS != 0 {
             return Err(StateError::UnknownFlags);
@@ -274,5 +348,16 @@ mod tests {
         );
         assert_eq!(validate_cap(&[0, 5, 0, 0]), Ok(CapRequest::Disable));
         assert_eq!(validate_cap(&[1, 3, 16, 17]), Err(ConfigError::BadSlots));
+    }
+
+    #[test]
+    fn cap_args_recreate_the_config() {
+        for args in [[1, 0, 16, 17], [3, 8, 20, 40], [1, 1024, 31, 1019]] {
+            let Ok(CapRequest::Enable(cfg)) = validate_cap(&args) else {
+                panic!("{args:?} is valid");
+            };
+            assert_eq!(validate_cap(&cfg.cap_args()), Ok(CapRequest::Enable(cfg)));
+            assert_eq!(AsyncPfConfig::of(&cfg).check(&cfg), Ok(()));
+        }
     }
 }

@@ -58,6 +58,43 @@ static u64 bmap2_bit(struct kvm_vcpu *vcpu)
 	       BIT(APF_VENDOR_HYP_BMAP_2_BIT);
 }
 
+/* What KVM_ARM_VCPU_ASYNC_PF_CONFIG reads after the valid enable below. */
+static const __u64 vm_config[4] = {
+	KVM_ARM_ASYNC_PF_ENABLE, 64, APF_NP_INTID, APF_READY_INTID
+};
+
+/* The configuration read back and checked (4 cases). */
+static void test_config_attr(struct kvm_vcpu *vcpu)
+{
+	struct kvm_arm_async_pf_config c;
+	int ret;
+
+	memset(&c, 0x5a, sizeof(c));
+	ret = __vcpu_device_attr_get(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_CONFIG, &c);
+	ksft_test_result(!ret && !memcmp(c.args, vm_config, sizeof(vm_config)) &&
+			 !c.reserved[0] && !c.reserved[3],
+			 "config: get returns the enable arguments with slots in effect (ret %d: %llu/%llu/%llu/%llu)\n",
+			 ret, c.args[0], c.args[1], c.args[2], c.args[3]);
+
+	ret = __vcpu_device_attr_set(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_CONFIG, &c);
+	apf_report_eq(ret, 0, "config: set of the same configuration succeeds (errno %d)",
+		      ret ? errno : 0);
+
+	c.args[3] = 40;
+	ret = __vcpu_device_attr_set(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_CONFIG, &c);
+	apf_report_errno(ret, EPROTO, EPROTO,
+			 "config: set with another page-ready INTID fails with EPROTO");
+
+	c.args[3] = vm_config[3];
+	c.reserved[2] = 1;
+	ret = __vcpu_device_attr_set(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_CONFIG, &c);
+	apf_report_errno(ret, EINVAL, EINVAL, "config: set with reserved[2] != 0 fails with EINVAL");
+}
+
 static void test_state_attr(struct kvm_vcpu *vcpu, u64 record_gpa)
 {
 	struct kvm_arm_async_pf_state st;
@@ -67,16 +104,39 @@ static void test_state_attr(struct kvm_vcpu *vcpu, u64 record_gpa)
 				     KVM_ARM_VCPU_ASYNC_PF_STATE);
 	apf_report_eq(ret, 0, "attr: KVM_HAS_DEVICE_ATTR(ASYNC_PF_CTRL, STATE) is 0");
 
-	ret = __vcpu_has_device_attr(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL, 1);
-	apf_report_errno(ret, ENXIO, ENXIO, "attr: KVM_HAS_DEVICE_ATTR(ASYNC_PF_CTRL, 1) fails with ENXIO");
+	ret = __vcpu_has_device_attr(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_CONFIG);
+	apf_report_eq(ret, 0, "attr: KVM_HAS_DEVICE_ATTR(ASYNC_PF_CTRL, CONFIG) is 0");
+
+	ret = __vcpu_has_device_attr(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL, 2);
+	apf_report_errno(ret, ENXIO, ENXIO, "attr: KVM_HAS_DEVICE_ATTR(ASYNC_PF_CTRL, 2) fails with ENXIO");
 
 	memset(&st, 0x5a, sizeof(st));
 	ret = __vcpu_device_attr_get(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
 				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st);
 	ksft_test_result(!ret && st.record_gpa == APF_STATE_NO_RECORD && !st.flags &&
-			 !st.reserved[0] && !st.reserved[5],
-			 "attr: get on a fresh vCPU: no record, no flags, reserved 0 (ret %d gpa 0x%llx flags 0x%llx)\n",
-			 ret, st.record_gpa, st.flags);
+			 !memcmp(st.config, vm_config, sizeof(vm_config)) &&
+			 !st.reserved[0] && !st.reserved[1],
+			 "attr: get on a fresh vCPU: no record, no flags, the VM's config, reserved 0 (ret %d gpa 0x%llx flags 0x%llx config %llu/%llu/%llu/%llu)\n",
+			 ret, st.record_gpa, st.flags, st.config[0], st.config[1], st.config[2],
+			 st.config[3]);
+
+	/* A state saved on a VM configured otherwise (32 slots): EPROTO. */
+	memset(&st, 0, sizeof(st));
+	st.record_gpa = APF_STATE_NO_RECORD;
+	memcpy(st.config, vm_config, sizeof(vm_config));
+	st.config[1] = 32;
+	ret = __vcpu_device_attr_set(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st);
+	apf_report_errno(ret, EPROTO, EPROTO,
+			 "attr: set with another VM configuration (32 slots) fails with EPROTO");
+	st.config[1] = vm_config[1];
+	ret = __vcpu_device_attr_set(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st);
+	apf_report_eq(ret, 0, "attr: set with this VM's configuration succeeds (errno %d)",
+		      ret ? errno : 0);
+
+	test_config_attr(vcpu);
 
 	memset(&st, 0, sizeof(st));
 	st.record_gpa = APF_STATE_NO_RECORD;
@@ -86,10 +146,10 @@ static void test_state_attr(struct kvm_vcpu *vcpu, u64 record_gpa)
 	apf_report_errno(ret, EINVAL, EINVAL, "attr: set with reserved[0] != 0 fails with EINVAL");
 
 	st.reserved[0] = 0;
-	st.reserved[5] = 1ULL << 63;
+	st.reserved[1] = 1ULL << 63;
 	ret = __vcpu_device_attr_set(vcpu, KVM_ARM_VCPU_ASYNC_PF_CTRL,
 				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st);
-	apf_report_errno(ret, EINVAL, EINVAL, "attr: set with reserved[5] != 0 fails with EINVAL");
+	apf_report_errno(ret, EINVAL, EINVAL, "attr: set with reserved[1] != 0 fails with EINVAL");
 
 	memset(&st, 0, sizeof(st));
 	st.record_gpa = record_gpa;
@@ -183,7 +243,7 @@ int main(void)
 		ksft_exit_skip("kvm_apf is not loaded\n");
 	apf_require_provider();
 
-	ksft_set_plan(44 + ARRAY_SIZE(bad_args));
+	ksft_set_plan(51 + ARRAY_SIZE(bad_args));
 
 	apf_report_eq(kvm_check_cap(KVM_CAP_ARM_ASYNC_PF), 1,
 		      "KVM_CHECK_EXTENSION(KVM_CAP_ARM_ASYNC_PF) on /dev/kvm is 1");
@@ -245,7 +305,7 @@ int main(void)
 	apf_report_eq(ret, 0, "BMAP_2: setting bit 2 again while enabled succeeds (errno %d)",
 		      ret ? errno : 0);
 
-	/* The vCPU attribute (16 cases). */
+	/* The vCPU attributes (23 cases). */
 	test_state_attr(vcpu, record_gpa);
 
 	/* The module is pinned. */

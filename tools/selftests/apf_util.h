@@ -53,11 +53,19 @@
 struct kvm_arm_async_pf_state {
 	__u64 record_gpa;
 	__u64 flags;
-	__u64 reserved[6];
+	__u64 config[4];
+	__u64 reserved[2];
 };
 #endif
 #ifndef KVM_ARM_VCPU_ASYNC_PF_STATE
 #define KVM_ARM_VCPU_ASYNC_PF_STATE	0
+#endif
+#ifndef KVM_ARM_VCPU_ASYNC_PF_CONFIG
+#define KVM_ARM_VCPU_ASYNC_PF_CONFIG	1
+struct kvm_arm_async_pf_config {
+	__u64 args[4];
+	__u64 reserved[4];
+};
 #endif
 
 /*
@@ -270,6 +278,8 @@ static inline u64 apf_run_to_ucall(struct kvm_vcpu *vcpu, struct ucall *uc)
 			return uc->cmd;
 		case UCALL_PRINTF:
 			printf("# vCPU %u: %s", vcpu->id, uc->buffer);
+			/* Seen even if the subtest is killed on its timeout. */
+			fflush(stdout);
 			continue;
 		case UCALL_ABORT:
 			REPORT_GUEST_ASSERT(*uc);

@@ -7,6 +7,7 @@
 //! replays the checked-in corpus through them in `cargo test`.
 
 use kvm_apf_logic::config::validate_cap;
+use kvm_apf_logic::config::ApfConfig;
 use kvm_apf_logic::config::AsyncPfState;
 use kvm_apf_logic::config::CapRequest;
 use kvm_apf_logic::config::SavedState;
@@ -98,9 +99,16 @@ pub fn vmm_input(data: &[u8]) {
         panic!("64 bytes are an AsyncPfState");
     };
     let allow_el1 = data.get(96).is_some_and(|b| b & 1 != 0);
-    if let Ok(saved) = SavedState::decode(&state, allow_el1) {
-        let again = saved.encode();
-        assert_eq!(SavedState::decode(&again, allow_el1), Ok(saved));
+    let vm_cfg = ApfConfig {
+        allow_el1,
+        slots: 64,
+        np_intid: 16,
+        ready_intid: 17,
+    };
+    if let Ok(saved) = SavedState::decode(&state, &vm_cfg) {
+        let again = saved.encode(&vm_cfg);
+        assert_eq!(SavedState::decode(&again, &vm_cfg), Ok(saved));
+        assert!(state.config == [0; 4] || state.config == vm_cfg.cap_args());
         assert_eq!(again.record_gpa, state.record_gpa);
         assert_eq!(again.flags, state.flags);
         assert!(state.reserved.iter().all(|&r| r == 0));

@@ -85,8 +85,12 @@ proptest! {
     #[test]
     fn state_round_trip(rec in proptest::option::of((0u64..1 << 40).prop_map(|x| x * 64)), en in any::<bool>(), el1 in any::<bool>()) {
         let s = SavedState { record: rec, enabled: en && rec.is_some(), notify_el1: el1 && en && rec.is_some() };
-        let raw = s.encode();
-        prop_assert_eq!(SavedState::decode(&raw, true), Ok(s));
+        let raw = s.encode(&EL1_CFG);
+        prop_assert_eq!(raw.config, EL1_CFG.cap_args());
+        prop_assert_eq!(SavedState::decode(&raw, &EL1_CFG), Ok(s));
+        // Saved by an older module: no configuration recorded, not checked.
+        let old = AsyncPfState { config: [0; 4], ..raw };
+        prop_assert_eq!(SavedState::decode(&old, &EL1_CFG), Ok(s));
         let bytes = raw.as_bytes().to_vec();
         prop_assert_eq!(bytes.len(), STATE_SIZE);
         prop_assert_eq!(AsyncPfState::read_from_bytes(&bytes).ok(), Some(raw));
@@ -103,52 +107,108 @@ proptest! {
     }
 }
 
+/// The VM configuration the state tests run against (EL1 allowed).
+const EL1_CFG: ApfConfig = ApfConfig {
+    allow_el1: true,
+    slots: 64,
+    np_intid: 16,
+    ready_intid: 17,
+};
+
+/// The same without EL1 notifications.
+const EL0_CFG: ApfConfig = ApfConfig {
+    allow_el1: false,
+    ..EL1_CFG
+};
+
 #[test]
 fn state_errors() {
     let ok = AsyncPfState {
         record_gpa: 0x1000,
         flags: 1,
-        reserved: [0; 6],
+        config: [0; 4],
+        reserved: [0; 2],
     };
-    assert!(SavedState::decode(&ok, false).is_ok());
-    for i in 0..6 {
+    assert!(SavedState::decode(&ok, &EL0_CFG).is_ok());
+    for i in 0..2 {
         let mut s = ok;
         s.reserved[i] = 1;
         assert_eq!(
-            SavedState::decode(&s, true),
+            SavedState::decode(&s, &EL1_CFG),
             Err(StateError::ReservedNotZero)
         );
     }
     let f = |record_gpa, flags| AsyncPfState {
         record_gpa,
         flags,
-        reserved: [0; 6],
+        config: [0; 4],
+        reserved: [0; 2],
     };
     assert_eq!(
-        SavedState::decode(&f(0x1000, 4), true),
+        SavedState::decode(&f(0x1000, 4), &EL1_CFG),
         Err(StateError::UnknownFlags)
     );
     assert_eq!(
-        SavedState::decode(&f(0x1008, 1), true),
+        SavedState::decode(&f(0x1008, 1), &EL1_CFG),
         Err(StateError::RecordMisaligned)
     );
     assert_eq!(
-        SavedState::decode(&f(u64::MAX, 1), true),
+        SavedState::decode(&f(u64::MAX, 1), &EL1_CFG),
         Err(StateError::EnabledWithoutRecord)
     );
     assert_eq!(
-        SavedState::decode(&f(0x1000, 2), true),
+        SavedState::decode(&f(0x1000, 2), &EL1_CFG),
         Err(StateError::NotifyEl1WithoutEnabled)
     );
     assert_eq!(
-        SavedState::decode(&f(0x1000, 3), false),
+        SavedState::decode(&f(0x1000, 3), &EL0_CFG),
         Err(StateError::El1NotAllowed)
     );
     assert_eq!(
-        SavedState::decode(&f(u64::MAX, 0), false),
+        SavedState::decode(&f(u64::MAX, 0), &EL0_CFG),
         Ok(SavedState::default())
     );
-    assert_eq!(SavedState::default().encode(), f(u64::MAX, 0));
+    let mut def = f(u64::MAX, 0);
+    def.config = EL0_CFG.cap_args();
+    assert_eq!(SavedState::default().encode(&EL0_CFG), def);
+}
+
+/// A state saved on a VM configured one way is refused by a VM
+/// configured another way, whatever field differs: each row changes one.
+#[test]
+fn state_config_mismatch() {
+    let saved = SavedState {
+        record: Some(0x1000),
+        enabled: true,
+        notify_el1: false,
+    }
+    .encode(&EL0_CFG);
+    assert_eq!(saved.config, [1, 64, 16, 17]);
+    assert!(SavedState::decode(&saved, &EL0_CFG).is_ok());
+    let others = [
+        EL1_CFG,
+        ApfConfig { slots: 32, ..EL0_CFG },
+        ApfConfig { np_intid: 18, ..EL0_CFG },
+        ApfConfig { ready_intid: 40, ..EL0_CFG },
+    ];
+    for other in others {
+        assert_eq!(
+            SavedState::decode(&saved, &other),
+            Err(StateError::ConfigMismatch),
+            "{other:?}"
+        );
+        assert_eq!(
+            AsyncPfConfig::of(&EL0_CFG).check(&other),
+            Err(ConfigCheckError::Mismatch)
+        );
+    }
+    let mut reserved = AsyncPfConfig::of(&EL0_CFG);
+    reserved.reserved[3] = 1;
+    assert_eq!(
+        reserved.check(&EL0_CFG),
+        Err(ConfigCheckError::ReservedNotZero)
+    );
+    assert_eq!(core::mem::size_of::<AsyncPfConfig>(), CONFIG_SIZE);
 }
 
 #[test]
