@@ -41,10 +41,14 @@ static bool kvm_apf_fault_start(struct kvm_vcpu *vcpu,
 static int kvm_apf_hypercall(struct kvm_vcpu *vcpu, u32 func_id)
 {
 	u64 ret[4] = { SMCCC_RET_NOT_SUPPORTED, 0, 0, 0 };
+	u64 args[5];
+	int i;
 
-	kvm_apf_rs_hypercall(vcpu, func_id, smccc_get_arg1(vcpu),
-			     smccc_get_arg2(vcpu), ret);
-	smccc_set_retval(vcpu, ret[0], ret[1], ret[2], ret[3]);
+	for (i = 0; i < ARRAY_SIZE(args); i++)
+		args[i] = vcpu_get_reg(vcpu, i + 1);
+	/* An SDEI completion loads a whole context: no return value then. */
+	if (!kvm_apf_rs_hypercall(vcpu, func_id, args, ret))
+		smccc_set_retval(vcpu, ret[0], ret[1], ret[2], ret[3]);
 	return 1;
 }
 
@@ -54,6 +58,8 @@ static int kvm_apf_has_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 	case KVM_ARM_VCPU_ASYNC_PF_STATE:
 	case KVM_ARM_VCPU_ASYNC_PF_CONFIG:
 		return 0;
+	case KVM_ARM_VCPU_ASYNC_PF_SDEI:
+		return kvm_apf_rs_np_sdei(vcpu) ? 0 : -ENXIO;
 	default:
 		return -ENXIO;
 	}
@@ -68,11 +74,15 @@ static_assert(sizeof(struct kvm_arm_async_pf_state) == 64);
 static_assert(offsetof(struct kvm_arm_async_pf_state, config) == 16);
 static_assert(offsetof(struct kvm_arm_async_pf_state, reserved) == 48);
 static_assert(sizeof(struct kvm_arm_async_pf_config) == 64);
+static_assert(sizeof(struct kvm_arm_async_pf_sdei) == 256);
+static_assert(offsetof(struct kvm_arm_async_pf_sdei, ctx_pc) == 176);
+static_assert(offsetof(struct kvm_arm_async_pf_sdei, reserved) == 192);
 static int kvm_apf_get_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 {
 	void __user *user = u64_to_user_ptr(attr->addr);
 	struct kvm_arm_async_pf_config config = {};
 	struct kvm_arm_async_pf_state state = {};
+	struct kvm_arm_async_pf_sdei sdei = {};
 	int ret;
 
 	switch (attr->attr) {
@@ -86,6 +96,11 @@ static int kvm_apf_get_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 		if (ret)
 			return ret;
 		return copy_to_user(user, &config, sizeof(config)) ? -EFAULT : 0;
+	case KVM_ARM_VCPU_ASYNC_PF_SDEI:
+		ret = kvm_apf_rs_get_sdei(vcpu, &sdei);
+		if (ret)
+			return ret;
+		return copy_to_user(user, &sdei, sizeof(sdei)) ? -EFAULT : 0;
 	default:
 		return -ENXIO;
 	}
@@ -96,6 +111,7 @@ static int kvm_apf_set_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 	void __user *user = u64_to_user_ptr(attr->addr);
 	struct kvm_arm_async_pf_config config;
 	struct kvm_arm_async_pf_state state;
+	struct kvm_arm_async_pf_sdei sdei;
 
 	switch (attr->attr) {
 	case KVM_ARM_VCPU_ASYNC_PF_STATE:
@@ -106,6 +122,10 @@ static int kvm_apf_set_attr(struct kvm_vcpu *vcpu, struct kvm_device_attr *attr)
 		if (copy_from_user(&config, user, sizeof(config)))
 			return -EFAULT;
 		return kvm_apf_rs_set_config(vcpu, &config);
+	case KVM_ARM_VCPU_ASYNC_PF_SDEI:
+		if (copy_from_user(&sdei, user, sizeof(sdei)))
+			return -EFAULT;
+		return kvm_apf_rs_set_sdei(vcpu, &sdei);
 	default:
 		return -ENXIO;
 	}
@@ -283,6 +303,33 @@ bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu)
 u64 kvm_apf_shim_vcpu_mpidr(struct kvm_vcpu *vcpu)
 {
 	return kvm_vcpu_get_mpidr_aff(vcpu);
+}
+
+/* The context an SDEI handler interrupts: x0-x17, PC, PSTATE. */
+void kvm_apf_shim_get_context(struct kvm_vcpu *vcpu, u64 *x, u64 *pc, u64 *pstate)
+{
+	int i;
+
+	for (i = 0; i < KVM_APF_SDEI_SAVED_REGS; i++)
+		x[i] = vcpu_get_reg(vcpu, i);
+	*pc = *vcpu_pc(vcpu);
+	*pstate = *vcpu_cpsr(vcpu);
+}
+
+/*
+ * Load x0..x(n-1), PC and PSTATE: an SDEI handler's entry or completion.
+ * The PC is absolute: drop the increment an SMC conduit has pending.
+ */
+void kvm_apf_shim_set_context(struct kvm_vcpu *vcpu, const u64 *x, unsigned int n,
+			      u64 pc, u64 pstate)
+{
+	unsigned int i;
+
+	for (i = 0; i < n && i < KVM_APF_SDEI_SAVED_REGS; i++)
+		vcpu_set_reg(vcpu, i, x[i]);
+	*vcpu_pc(vcpu) = pc;
+	*vcpu_cpsr(vcpu) = pstate;
+	vcpu_clear_flag(vcpu, INCREMENT_PC);
 }
 
 int kvm_apf_shim_fault_in(struct kvm_apf_vm *vm, unsigned long hva, bool write)

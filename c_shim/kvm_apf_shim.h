@@ -37,6 +37,12 @@ struct kvm_vcpu *kvm_apf_shim_get_vcpu(struct kvm *kvm, unsigned long idx);
 bool kvm_apf_shim_vcpu_at_el0(struct kvm_vcpu *vcpu);
 u64 kvm_apf_shim_vcpu_mpidr(struct kvm_vcpu *vcpu);
 
+/* x0-x17: what an SDEI handler's interrupted context holds. */
+#define KVM_APF_SDEI_SAVED_REGS	18
+void kvm_apf_shim_get_context(struct kvm_vcpu *vcpu, u64 *x, u64 *pc, u64 *pstate);
+void kvm_apf_shim_set_context(struct kvm_vcpu *vcpu, const u64 *x, unsigned int n,
+			      u64 pc, u64 pstate);
+
 /* Host worker: fault one page of the VM's address space in, then drop it. */
 int kvm_apf_shim_fault_in(struct kvm_apf_vm *vm, unsigned long hva, bool write);
 
@@ -60,7 +66,7 @@ bool kvm_apf_rs_fault_eligible(struct kvm_vcpu *vcpu, u64 ipa);
 bool kvm_apf_rs_fault_start(struct kvm_vcpu *vcpu, u64 ipa, u64 gfn, u64 hva,
 			    bool write);
 void kvm_apf_rs_handle_request(struct kvm_vcpu *vcpu);
-void kvm_apf_rs_hypercall(struct kvm_vcpu *vcpu, u32 func_id, u64 a1, u64 a2,
+bool kvm_apf_rs_hypercall(struct kvm_vcpu *vcpu, u32 func_id, const u64 *args,
 			  u64 *ret);
 int kvm_apf_rs_get_state(struct kvm_vcpu *vcpu,
 			 struct kvm_arm_async_pf_state *state);
@@ -70,5 +76,9 @@ int kvm_apf_rs_get_config(struct kvm_vcpu *vcpu,
 			  struct kvm_arm_async_pf_config *config);
 int kvm_apf_rs_set_config(struct kvm_vcpu *vcpu,
 			  const struct kvm_arm_async_pf_config *config);
+bool kvm_apf_rs_np_sdei(struct kvm_vcpu *vcpu);
+int kvm_apf_rs_get_sdei(struct kvm_vcpu *vcpu, struct kvm_arm_async_pf_sdei *sdei);
+int kvm_apf_rs_set_sdei(struct kvm_vcpu *vcpu,
+			const struct kvm_arm_async_pf_sdei *sdei);
 
 #endif /* KVM_APF_SHIM_H */

@@ -48,6 +48,14 @@ extern "C" {
     pub(crate) fn kvm_apf_shim_get_vcpu(kvm: *mut Kvm, idx: c_ulong) -> *mut KvmVcpu;
     pub(crate) fn kvm_apf_shim_vcpu_at_el0(vcpu: *mut KvmVcpu) -> bool;
     pub(crate) fn kvm_apf_shim_vcpu_mpidr(vcpu: *mut KvmVcpu) -> u64;
+    pub(crate) fn kvm_apf_shim_get_context(vcpu: *mut KvmVcpu, x: *mut u64, pc: *mut u64, pstate: *mut u64);
+    pub(crate) fn kvm_apf_shim_set_context(
+        vcpu: *mut KvmVcpu,
+        x: *const u64,
+        n: core::ffi::c_uint,
+        pc: u64,
+        pstate: u64,
+    );
     pub(crate) fn kvm_apf_shim_fault_in(vm: *mut ApfVm, hva: c_ulong, write: bool) -> c_int;
     pub(crate) fn kvm_apf_shim_trace_not_present(vcpu: *mut KvmVcpu, token: u64);
     pub(crate) fn kvm_apf_shim_trace_ready(vcpu: *mut KvmVcpu, token: u64);
@@ -62,5 +70,6 @@ extern "C" {
     pub(crate) fn kvm_arm_apf_write_guest_u64(kvm: *mut Kvm, gpa: u64, val: u64) -> c_int;
     pub(crate) fn kvm_arm_apf_gpa_is_ram(kvm: *mut Kvm, gpa: u64, len: c_ulong) -> bool;
     pub(crate) fn kvm_arm_apf_kick(vcpu: *mut KvmVcpu);
+    pub(crate) fn kvm_arm_apf_write_el1_return(vcpu: *mut KvmVcpu, elr: u64, spsr: u64);
     pub(crate) fn kvm_arm_apf_map_page(vcpu: *mut KvmVcpu, ipa: u64, write: bool) -> c_int;
 }

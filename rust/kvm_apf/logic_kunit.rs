@@ -239,4 +239,39 @@ mod tests {
         assert!(r.actions.iter().any(|a| a == Action::VmReady { token: Token::WAKE_ALL }));
         Ok(())
     }
+
+    /// The SDEI dispatcher in kernel context: register, enable, unmask,
+    /// enter at a fault, complete and resume, and a masked PE refusing.
+    #[test]
+    fn sdei_dispatcher_flow() -> Result {
+        use crate::logic::sdei::CallResult;
+        use crate::logic::sdei::ClientEl;
+        use crate::logic::sdei::Context;
+        use crate::logic::sdei::SdeiState;
+        use crate::logic::sdei::ASYNC_PF_EVENT;
+
+        let ev = u64::from(ASYNC_PF_EVENT);
+        let mut s = SdeiState::new(ClientEl::El1);
+        // Masked from reset: nothing can be entered.
+        assert!(s.deliverable().is_err());
+        assert_eq!(s.handle_raw(0xc400_0021, &[ev, 0x8000, 7, 0, 0]), Some(CallResult::Return([0, 0, 0, 0])));
+        assert_eq!(s.handle_raw(0xc400_0022, &[ev, 0, 0, 0, 0]), Some(CallResult::Return([0, 0, 0, 0])));
+        assert!(s.deliverable().is_err());
+        assert_eq!(s.handle_raw(0xc400_002c, &[0; 5]), Some(CallResult::Return([0, 0, 0, 0])));
+        assert!(s.deliverable().is_ok());
+        let ctx = Context { x: [3; 18], pc: 0x4000, pstate: 0 };
+        // An unmasked, enabled event is entered.
+        let entry = s.enter(&ctx).map_err(|_| EINVAL)?;
+        assert_eq!(entry.x, [ev, 7, 0x4000, 0]);
+        assert_eq!(entry.pc, 0x8000);
+        // No nesting while the handler runs.
+        assert!(s.deliverable().is_err());
+        let Some(CallResult::Complete(c)) = s.handle_raw(0xc400_0026, &[0x9000, 0, 0, 0, 0]) else {
+            return Err(EINVAL);
+        };
+        assert_eq!((c.pc, c.x), (0x9000, [3; 18]));
+        assert!(c.irq.is_some_and(|f| f.elr == 0x4000 && f.spsr == 0));
+        assert!(s.deliverable().is_ok());
+        Ok(())
+    }
 }

@@ -32,6 +32,9 @@ use crate::logic::hypercall::Request;
 use crate::logic::hypercall::ASYNC_PF_FUNC_ID;
 use crate::logic::hypercall::NOT_SUPPORTED_RET;
 use crate::logic::record::RECORD_SIZE;
+use crate::logic::sdei::CallResult as SdeiResult;
+use crate::logic::sdei::Context as SdeiContext;
+use crate::logic::sdei::SdeiSaved;
 use crate::logic::vcpu_state::Eligibility;
 use crate::logic::vcpu_state::Actions;
 use crate::vcpu::Core;
@@ -188,7 +191,8 @@ unsafe fn guest_uses_feature(kvm: *mut Kvm) -> bool {
 ///
 /// `kvm` is live.
 unsafe fn validate_intids(kvm: *mut Kvm, cfg: &ApfConfig) -> Result {
-    for intid in [cfg.np_intid, cfg.ready_intid] {
+    // An np_intid of 0 is the SDEI delivery: no interrupt.
+    for intid in [cfg.np_intid, cfg.ready_intid].into_iter().filter(|&i| i != 0) {
         // SAFETY: `kvm` is live (function contract).
         kernel::error::to_result(unsafe { ffi::kvm_arm_apf_validate_intid(kvm, intid) })?;
     }
@@ -326,6 +330,7 @@ unsafe extern "C" fn kvm_apf_rs_vcpu_reset(vcpu: *mut KvmVcpu) {
     core.sync_gfn = None;
     core.delivery_failed = false;
     core.state.reset();
+    core.sdei.reset();
     // Under `core`: no completion of this vCPU pushes meanwhile.
     apf.drop_vm_ready();
 }
@@ -362,12 +367,16 @@ unsafe extern "C" fn kvm_apf_rs_fault_eligible(vcpu: *mut KvmVcpu, ipa: u64) -> 
     let gfn = ipa >> kernel::page::PAGE_SHIFT;
     // SAFETY: live vCPU, on its own thread.
     let at_el0 = unsafe { ffi::kvm_apf_shim_vcpu_at_el0(vcpu) };
-    // SAFETY: live vCPU; the helper takes the vGIC locks it needs.
-    let deliverable = unsafe { ffi::kvm_arm_apf_irq_deliverable(vcpu, apf.cfg.np_intid) };
+    let irq_deliverable = (!apf.cfg.np_is_sdei()).then(|| {
+        // SAFETY: live vCPU; the helper takes the vGIC locks it needs.
+        unsafe { ffi::kvm_arm_apf_irq_deliverable(vcpu, apf.cfg.np_intid) }
+    });
 
     // SAFETY: a provider callback for `vcpu` (function contract).
     let mut mem = unsafe { apf.memory() };
     let mut core = apf.core.lock();
+    // With SDEI: registered, enabled, the PE unmasked, no handler running.
+    let deliverable = irq_deliverable.unwrap_or_else(|| core.sdei.deliverable().is_ok());
     let reason = if core.sync_gfn == Some(gfn) {
         core.sync_gfn = None;
         SYNC_FAULT_IN_FAILED
@@ -424,7 +433,12 @@ unsafe extern "C" fn kvm_apf_rs_fault_start(
         }
     };
     // SAFETY: a provider callback for `vcpu` in KVM_RUN (function contract).
-    if unsafe { apf.execute(&actions) }.is_err() {
+    let mut res = unsafe { apf.execute(&actions) };
+    if res.is_ok() && apf.cfg.np_is_sdei() {
+        // SAFETY: on the vCPU thread, in KVM_RUN, at its stage-2 fault.
+        res = unsafe { sdei_enter(vcpu, &mut core) };
+    }
+    if res.is_err() {
         // The guest was not told: forget the token, clear it from the
         // record if it got there, and let KVM block as usual.
         let undo = core.state.fault_aborted(gfn);
@@ -440,6 +454,29 @@ unsafe extern "C" fn kvm_apf_rs_fault_start(
     drop(core);
     FaultWork::queue(work);
     true
+}
+
+/// Enters the guest's SDEI handler at the faulting instruction: saves the
+/// interrupted context and loads the handler's entry state. The token is
+/// in the record already, as for the PPI.
+///
+/// # Safety
+///
+/// `vcpu` is live, this is its thread, in `KVM_RUN`.
+unsafe fn sdei_enter(vcpu: *mut KvmVcpu, core: &mut Core) -> Result {
+    let mut ctx = SdeiContext::default();
+    // SAFETY: live vCPU on its thread (function contract); `ctx.x` has
+    // room for the 18 registers the shim reads.
+    unsafe { ffi::kvm_apf_shim_get_context(vcpu, ctx.x.as_mut_ptr(), &mut ctx.pc, &mut ctx.pstate) };
+    // Refused only if the state changed since `fault_eligible` (it
+    // cannot: only this thread changes it) or the mode is not one the
+    // client can be interrupted in.
+    let entry = core.sdei.enter(&ctx).map_err(|_| EINVAL)?;
+    // SAFETY: as above; `entry.x` holds x0-x3.
+    unsafe {
+        ffi::kvm_apf_shim_set_context(vcpu, entry.x.as_ptr(), entry.x.len() as _, entry.pc, entry.pstate)
+    };
+    Ok(())
 }
 
 /// Runs the actions of a page-ready delivery. If one fails (the record is
@@ -512,20 +549,25 @@ unsafe fn apf_kvm(vcpu: *mut KvmVcpu) -> *mut Kvm {
     unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) }
 }
 
-/// The async page fault hypercall and the SDEI range.
+/// The async page fault hypercall and the SDEI range. Returns true if an
+/// SDEI completion loaded the guest's registers (then `ret` is not used),
+/// false if `ret` holds x0-x3 to return.
 ///
 /// # Safety
 ///
 /// `vcpu` is live; called on its thread, in `KVM_RUN`, its mutex held.
-/// `ret` points to four writable `u64`s.
+/// `args` points to five readable `u64`s (x1-x5), `ret` to four writable
+/// ones.
 #[no_mangle]
 unsafe extern "C" fn kvm_apf_rs_hypercall(
     vcpu: *mut KvmVcpu,
     func_id: u32,
-    a1: u64,
-    a2: u64,
+    args: *const u64,
     ret: *mut u64,
-) {
+) -> bool {
+    // SAFETY: by the function's contract.
+    let args = unsafe { args.cast::<[u64; 5]>().read() };
+    let [a1, a2, ..] = args;
     let mut regs = [NOT_SUPPORTED_RET, 0, 0, 0];
     // SAFETY: KVM calls this on the vCPU thread with the vCPU mutex held.
     if let Some(apf) = unsafe { borrow(vcpu) } {
@@ -560,11 +602,29 @@ unsafe extern "C" fn kvm_apf_rs_hypercall(
                 }
                 Err(ret) => regs[0] = ret,
             }
+        } else if apf.cfg.np_is_sdei() {
+            // The SDEI calls, on a VM that delivers page-not-present by
+            // SDEI; NOT_SUPPORTED otherwise.
+            let res = apf.core.lock().sdei.handle_raw(func_id, &args);
+            match res {
+                Some(SdeiResult::Return(r)) => regs = r,
+                Some(SdeiResult::Complete(c)) => {
+                    // SAFETY: on the vCPU thread in KVM_RUN (function
+                    // contract); `c.x` holds x0-x17.
+                    unsafe { ffi::kvm_apf_shim_set_context(vcpu, c.x.as_ptr(), c.x.len() as _, c.pc, c.pstate) };
+                    if let Some(irq) = c.irq {
+                        // SAFETY: as above.
+                        unsafe { ffi::kvm_arm_apf_write_el1_return(vcpu, irq.elr, irq.spsr) };
+                    }
+                    return true;
+                }
+                None => {}
+            }
         }
-        // SDEI delivery is not implemented: every SDEI call is NOT_SUPPORTED.
     }
     // SAFETY: by the function's contract.
     unsafe { core::ptr::copy_nonoverlapping(regs.as_ptr(), ret, regs.len()) };
+    false
 }
 
 /// `KVM_GET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_STATE)`.
@@ -674,6 +734,57 @@ unsafe extern "C" fn kvm_apf_rs_set_config(vcpu: *mut KvmVcpu, raw: *const Async
     }
 }
 
+/// Whether `vcpu`'s VM delivers page-not-present by SDEI (the
+/// `KVM_ARM_VCPU_ASYNC_PF_SDEI` attribute exists).
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_np_sdei(vcpu: *mut KvmVcpu) -> bool {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    unsafe { borrow(vcpu) }.is_some_and(|apf| apf.cfg.np_is_sdei())
+}
+
+/// `KVM_GET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_SDEI)`.
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held; `out` is writable.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_get_sdei(vcpu: *mut KvmVcpu, out: *mut SdeiSaved) -> c_int {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }).filter(|apf| apf.cfg.np_is_sdei()) else {
+        return ENXIO.to_errno();
+    };
+    let saved = apf.core.lock().sdei.save();
+    // SAFETY: by the function's contract; the C struct has this layout
+    // (static_assert in the shim, const asserts in `logic::sdei`).
+    unsafe { out.write(saved) };
+    0
+}
+
+/// `KVM_SET_DEVICE_ATTR(KVM_ARM_VCPU_ASYNC_PF_SDEI)`: restore; a running
+/// handler's context comes with it and is restored at its completion.
+///
+/// # Safety
+///
+/// `vcpu` is live and its mutex is held; `raw` is readable.
+#[no_mangle]
+unsafe extern "C" fn kvm_apf_rs_set_sdei(vcpu: *mut KvmVcpu, raw: *const SdeiSaved) -> c_int {
+    // SAFETY: KVM calls attribute ioctls with the vCPU mutex held.
+    let Some(apf) = (unsafe { borrow(vcpu) }).filter(|apf| apf.cfg.np_is_sdei()) else {
+        return ENXIO.to_errno();
+    };
+    // SAFETY: by the function's contract; any bit pattern is valid.
+    let raw = unsafe { raw.read() };
+    let res = apf.core.lock().sdei.restore(&raw);
+    match res {
+        Ok(()) => 0,
+        Err(_) => EINVAL.to_errno(),
+    }
+}
+
 /// Makes both INTIDs edge-triggered (without pending them); whether that
 /// worked. It fails until the vGIC is initialised: the caller retries at
 /// the next request. An INTID that became unusable is reported when it is
@@ -685,6 +796,7 @@ unsafe extern "C" fn kvm_apf_rs_set_config(vcpu: *mut KvmVcpu, raw: *const Async
 unsafe fn edge_intids(vcpu: *mut KvmVcpu, cfg: &ApfConfig) -> bool {
     [cfg.np_intid, cfg.ready_intid]
         .into_iter()
+        .filter(|&intid| intid != 0)
         // SAFETY: `vcpu` is live (function contract); any context.
         .all(|intid| unsafe { ffi::kvm_arm_apf_config_irq(vcpu, intid) } == 0)
 }

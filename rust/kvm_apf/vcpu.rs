@@ -21,6 +21,8 @@ use crate::ffi::Kvm;
 use crate::ffi::KvmVcpu;
 use crate::logic::config::ApfConfig;
 use crate::logic::gfn_table;
+use crate::logic::sdei::ClientEl;
+use crate::logic::sdei::SdeiState;
 use crate::logic::vcpu_state::Action;
 use crate::logic::vcpu_state::Actions;
 use crate::logic::vcpu_state::GuestMemory;
@@ -88,6 +90,9 @@ pub(crate) struct Core {
     /// Both INTIDs were made edge-triggered in the vGIC (the signal does it
     /// too; this covers a pending state restored before the first signal).
     pub(crate) intids_edge: bool,
+    /// The SDEI dispatcher of this vCPU, used if page-not-present is
+    /// delivered by SDEI ([`ApfConfig::np_is_sdei`]).
+    pub(crate) sdei: SdeiState,
 }
 
 /// The VM's memory as the state machine sees it. Reads go through
@@ -195,7 +200,13 @@ impl VcpuApf {
                 cfg,
                 vm,
                 ready_idx,
-                core <- new_mutex!(Core { state, sync_gfn: None, delivery_failed: false, intids_edge: false }),
+                core <- new_mutex!(Core {
+                    state,
+                    sync_gfn: None,
+                    delivery_failed: false,
+                    intids_edge: false,
+                    sdei: SdeiState::new(ClientEl::El1),
+                }),
                 done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
             }),
             GFP_KERNEL_ACCOUNT,
@@ -339,7 +350,9 @@ impl VcpuApf {
                 };
                 kernel::error::to_result(ret)?;
             }
-            if let Some(intid) = action.signal() {
+            // With SDEI the caller enters the guest's handler instead.
+            let sdei_np = matches!(action, Action::SignalNp { .. }) && self.cfg.np_is_sdei();
+            if let Some(intid) = action.signal().filter(|_| !sdei_np) {
                 // SAFETY: the vCPU is alive (function contract).
                 let ret = unsafe { ffi::kvm_arm_apf_signal_irq(self.vcpu, intid) };
                 kernel::error::to_result(ret)?;

@@ -16,8 +16,11 @@ use zerocopy_derive::KnownLayout;
 pub const CAP_FLAG_ENABLE: u64 = 1 << 0;
 /// `KVM_ARM_ASYNC_PF_ALLOW_EL1`: the guest may ask for EL1 notifications.
 pub const CAP_FLAG_ALLOW_EL1: u64 = 1 << 1;
+/// `KVM_ARM_ASYNC_PF_NP_SDEI`: page-not-present by an SDEI event, not a
+/// PPI (`args[2]` must then be 0).
+pub const CAP_FLAG_NP_SDEI: u64 = 1 << 2;
 /// Every capability flag this version knows.
-pub const CAP_KNOWN_FLAGS: u64 = CAP_FLAG_ENABLE | CAP_FLAG_ALLOW_EL1;
+pub const CAP_KNOWN_FLAGS: u64 = CAP_FLAG_ENABLE | CAP_FLAG_ALLOW_EL1 | CAP_FLAG_NP_SDEI;
 
 /// Slots per vCPU when the VMM passes 0.
 pub const DEFAULT_SLOTS: u32 = 64;
@@ -40,6 +43,10 @@ pub enum ConfigError {
     UnknownFlags,
     /// `ALLOW_EL1` without `ENABLE`.
     AllowEl1WithoutEnable,
+    /// `NP_SDEI` without `ENABLE`.
+    SdeiWithoutEnable,
+    /// `NP_SDEI` with a not-present INTID (`args[2]` not 0).
+    NotPresentIntidWithSdei,
     /// `args[1]` is not 0 and not a power of two in `1..=MAX_SLOTS`.
     BadSlots,
     /// `args[2]` (not-present INTID) is not a PPI (16..=31).
@@ -58,13 +65,20 @@ pub struct ApfConfig {
     /// Maximum number of outstanding tokens per vCPU: a power of two in
     /// `1..=MAX_SLOTS`.
     pub slots: u32,
-    /// Not-present INTID (a PPI).
+    /// Not-present INTID (a PPI), or 0: page-not-present is delivered by
+    /// the SDEI event ([`ApfConfig::np_is_sdei`]).
     pub np_intid: u32,
     /// Page-ready INTID (a PPI or an SPI, different from `np_intid`).
     pub ready_intid: u32,
 }
 
 impl ApfConfig {
+    /// Whether page-not-present is delivered by SDEI (`NP_SDEI`) rather
+    /// than the not-present PPI.
+    pub const fn np_is_sdei(&self) -> bool {
+        self.np_intid == 0
+    }
+
     /// Whether the page-ready interrupt is a PPI (per vCPU) rather than an
     /// SPI (per VM).
     pub const fn ready_is_ppi(&self) -> bool {
@@ -74,11 +88,13 @@ impl ApfConfig {
     /// The `KVM_ENABLE_CAP` arguments that recreate this configuration
     /// (`KVM_ARM_VCPU_ASYNC_PF_CONFIG`): slots as in effect, never 0.
     pub const fn cap_args(&self) -> [u64; 4] {
-        let flags = if self.allow_el1 {
-            CAP_FLAG_ENABLE | CAP_FLAG_ALLOW_EL1
-        } else {
-            CAP_FLAG_ENABLE
-        };
+        let mut flags = CAP_FLAG_ENABLE;
+        if self.allow_el1 {
+            flags |= CAP_FLAG_ALLOW_EL1;
+        }
+        if self.np_is_sdei() {
+            flags |= CAP_FLAG_NP_SDEI;
+        }
         [flags, self.slots as u64, self.np_intid as u64, self.ready_intid as u64]
     }
 
@@ -114,9 +130,13 @@ pub const fn validate_cap(args: &[u64; 4]) -> Result<CapRequest, ConfigError> {
     if flags & !CAP_KNOWN_FLAGS != 0 {
         return Err(ConfigError::UnknownFlags);
     }
+    let sdei = flags & CAP_FLAG_NP_SDEI != 0;
     if flags & CAP_FLAG_ENABLE == 0 {
         if flags & CAP_FLAG_ALLOW_EL1 != 0 {
             return Err(ConfigError::AllowEl1WithoutEnable);
+        }
+        if sdei {
+            return Err(ConfigError::SdeiWithoutEnable);
         }
         return Ok(CapRequest::Disable);
     }
@@ -128,7 +148,10 @@ pub const fn validate_cap(args: &[u64; 4]) -> Result<CapRequest, ConfigError> {
     if !slots.is_power_of_two() || slots > MAX_SLOTS as u64 {
         return Err(ConfigError::BadSlots);
     }
-    if !is_ppi(np) {
+    if sdei && np != 0 {
+        return Err(ConfigError::NotPresentIntidWithSdei);
+    }
+    if !sdei && !is_ppi(np) {
         return Err(ConfigError::NotPresentIntidNotPpi);
     }
     if !is_ppi(ready) && !is_spi(ready) {
@@ -351,8 +374,19 @@ mod tests {
     }
 
     #[test]
+    fn cap_np_sdei() {
+        let Ok(CapRequest::Enable(cfg)) = validate_cap(&[5, 0, 0, 21]) else {
+            panic!("NP_SDEI with no not-present INTID is valid");
+        };
+        assert!(cfg.np_is_sdei());
+        assert_eq!(validate_cap(&[4, 0, 0, 21]), Err(ConfigError::SdeiWithoutEnable));
+        assert_eq!(validate_cap(&[5, 0, 20, 21]), Err(ConfigError::NotPresentIntidWithSdei));
+        assert_eq!(validate_cap(&[1, 0, 0, 21]), Err(ConfigError::NotPresentIntidNotPpi));
+    }
+
+    #[test]
     fn cap_args_recreate_the_config() {
-        for args in [[1, 0, 16, 17], [3, 8, 20, 40], [1, 1024, 31, 1019]] {
+        for args in [[1, 0, 16, 17], [3, 8, 20, 40], [1, 1024, 31, 1019], [5, 0, 0, 21], [7, 64, 0, 40]] {
             let Ok(CapRequest::Enable(cfg)) = validate_cap(&args) else {
                 panic!("{args:?} is valid");
             };

@@ -16,10 +16,11 @@ pub const ASYNC_PF_FUNC_ID: u32 = 0xc600_0042;
 /// (function number minus 64).
 pub const VENDOR_HYP_BMAP_2_BIT: u32 = ASYNC_PF_FUNC_NUM - 64;
 
-/// ABI version returned by [`Request::Version`]: major 1, minor 1
+/// ABI version returned by [`Request::Version`]: major 1, minor 2
 /// (1.1: `GET_READY`, VM-wide page-ready on an SPI for any number of
-/// vCPUs).
-pub const VERSION: u64 = 0x0001_0001;
+/// vCPUs; 1.2: `GET_CONFIG` returns not-present INTID 0 on a VM that
+/// delivers page-not-present by the SDEI event).
+pub const VERSION: u64 = 0x0001_0002;
 /// The first version with `GET_READY` (VM-wide page-ready on an SPI).
 pub const VERSION_1_1: u64 = 0x0001_0001;
 

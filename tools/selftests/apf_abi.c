@@ -90,7 +90,7 @@ enum {
 static const char * const names[C_HIDDEN_NR] = {
 	[C_FEATURES_X2]			= "FEATURES x2 (functions 64-95) has bit 2 set",
 	[C_FEATURES_2_X0]		= "FEATURES_2 x0 has bit 2 set",
-	[C_VERSION]			= "VERSION returns 0x00010001",
+	[C_VERSION]			= "VERSION returns 0x00010002",
 	[C_GET_CONFIG_X0]		= "GET_CONFIG returns SUCCESS",
 	[C_GET_CONFIG_NP]		= "GET_CONFIG x1 is the VMM's not-present INTID",
 	[C_GET_CONFIG_READY]		= "GET_CONFIG x2 is the VMM's page-ready INTID",
@@ -120,7 +120,7 @@ static const char * const names[C_HIDDEN_NR] = {
 	[C_SET_RECORD_UNREGISTER_ENABLED] = "SET_RECORD(~0) while enabled returns INVALID_PARAMETER",
 	[C_SET_RECORD_WHILE_ENABLED]	= "SET_RECORD of a new address while enabled returns INVALID_PARAMETER",
 	[C_SET_RECORD_WHILE_ENABLED_UNTOUCHED] = "the refused SET_RECORD leaves the new record untouched",
-	[C_VERSION_WHILE_ENABLED]	= "VERSION while enabled returns 0x00010001",
+	[C_VERSION_WHILE_ENABLED]	= "VERSION while enabled returns 0x00010002",
 	[C_HOST_STATE_ENABLED]		= "host: vCPU state after ENABLE: the guest's record, ENABLED",
 	[C_DISABLE_OK]			= "DISABLE while enabled returns SUCCESS",
 	[C_DISABLE_WAKE_ALL]		= "DISABLE writes WAKE_ALL into ready_token",
@@ -170,7 +170,7 @@ static void guest_code(void)
 	smccc_hvc(ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_2_FUNC_ID, 0, 0, 0, 0, 0, 0, 0, &res);
 	CHECK(C_FEATURES_2_X0, res.a0 != APF_NOT_SUPPORTED && bit2(res.a0), 1);
 
-	CHECK(C_VERSION, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_1);
+	CHECK(C_VERSION, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_2);
 
 	apf_hvc(APF_OP_GET_CONFIG, 0, &res);
 	CHECK(C_GET_CONFIG_X0, res.a0, APF_SUCCESS);
@@ -223,7 +223,7 @@ static void guest_code(void)
 	CHECK(C_SET_RECORD_WHILE_ENABLED_UNTOUCHED,
 	      READ_ONCE(record2.version) == GARBAGE32 && READ_ONCE(record2.ack_ready) == GARBAGE32,
 	      1);
-	CHECK(C_VERSION_WHILE_ENABLED, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_1);
+	CHECK(C_VERSION_WHILE_ENABLED, apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_2);
 
 	/* Still the first record (a refused SET_RECORD changes nothing). */
 	GUEST_SYNC3(C_HOST_STATE_ENABLED, 0, APF_STATE_FLAG_ENABLED);

@@ -277,7 +277,7 @@ static bool fi_storm_answer_ok(u64 op, u64 ret, struct arm_smccc_res *res)
 		return true;
 	switch (op) {
 	case APF_OP_VERSION:
-		return ret == APF_VERSION_1_1;
+		return ret == APF_VERSION_1_2;
 	case APF_OP_GET_CONFIG:
 		return ret == APF_SUCCESS && res->a1 == cfg.np_intid &&
 		       res->a2 == cfg.ready_intid && res->a3 == 64;

@@ -31,7 +31,7 @@
  *                        every vCPU
  *   get_ready_empty      GET_READY with nothing queued: NOT_REQUIRED, x1..x3
  *                        zero, on every vCPU; ACK_READY with an SPI:
- *                        NOT_REQUIRED; VERSION 1.1
+ *                        NOT_REQUIRED; VERSION 1.2
  *   wake_all_queued      2 vCPUs, the SPI disabled in the distributor while
  *                        both vCPUs' pages come in (their page-ready wait in
  *                        the VM queue); vCPU 1 calls DISABLE; once the SPI is
@@ -336,7 +336,7 @@ static void guest_get_ready_empty(void)
 {
 	struct arm_smccc_res res;
 
-	GUEST_ASSERT_EQ(apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_1);
+	GUEST_ASSERT_EQ(apf_hvc0(APF_OP_VERSION, 0), APF_VERSION_1_2);
 	apf_hvc(APF_OP_GET_READY, 0, &res);
 	GUEST_ASSERT_EQ(res.a0, APF_NOT_REQUIRED);
 	GUEST_ASSERT_EQ(res.a1 | res.a2 | res.a3, 0);
@@ -636,7 +636,7 @@ static const struct subtest subtests[] = {
 	  subtest_concurrent, CONC(4, APF_READY_INTID), 180 },
 	{ "get_ready_ppi: GET_READY with a PPI page-ready is NOT_SUPPORTED",
 	  subtest_one, (void *)MODE_GET_READY_PPI, 60 },
-	{ "get_ready_empty: GET_READY with nothing queued is NOT_REQUIRED; VERSION 1.1",
+	{ "get_ready_empty: GET_READY with nothing queued is NOT_REQUIRED; VERSION 1.2",
 	  subtest_one, (void *)MODE_GET_READY_EMPTY, 60 },
 	{ "wake_all_queued: DISABLE with page-ready queued: one WAKE_ALL, no void token",
 	  subtest_one, (void *)MODE_WAKE_ALL_QUEUED, 120 },

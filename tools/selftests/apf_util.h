@@ -121,6 +121,7 @@ struct kvm_arm_async_pf_config {
 
 #define APF_VERSION_1_0		0x00010000UL
 #define APF_VERSION_1_1		0x00010001UL
+#define APF_VERSION_1_2		0x00010002UL
 /* MPIDR_EL1 Aff3 (39:32) and Aff2..Aff0 (23:0): what GET_READY returns. */
 #define APF_MPIDR_AFF_MASK	0xff00ffffffUL
 #define APF_ENABLE_NOTIFY_EL1	(1UL << 0)

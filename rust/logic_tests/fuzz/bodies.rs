@@ -70,19 +70,26 @@ pub fn vmm_input(data: &[u8]) {
             let want_slots = if slots == 0 { 64 } else { slots };
             assert_eq!(u64::from(cfg.slots), want_slots);
             assert!(cfg.slots.is_power_of_two() && cfg.slots <= MAX_SLOTS);
-            assert!((16..=31).contains(&np) && u64::from(cfg.np_intid) == np);
+            if flags & 4 != 0 {
+                // NP_SDEI: no not-present INTID.
+                assert!(np == 0 && cfg.np_is_sdei());
+            } else {
+                assert!((16..=31).contains(&np) && u64::from(cfg.np_intid) == np);
+            }
             assert!((16..=1019).contains(&ready) && u64::from(cfg.ready_intid) == ready);
             assert_ne!(np, ready);
         }
         Err(_) => {
             let slots_ok = slots == 0 || (slots.is_power_of_two() && slots <= u64::from(MAX_SLOTS));
             let enable = flags & 1 != 0;
+            let sdei = flags & 4 != 0;
             assert!(
                 flags & !CAP_KNOWN_FLAGS != 0
-                    || (!enable && flags & 2 != 0)
+                    || (!enable && flags & 6 != 0)
                     || (enable
                         && (!slots_ok
-                            || !(16..=31).contains(&np)
+                            || (sdei && np != 0)
+                            || (!sdei && !(16..=31).contains(&np))
                             || !(16..=1019).contains(&ready)
                             || np == ready)),
                 "refused {args:x?}"

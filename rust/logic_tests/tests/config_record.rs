@@ -17,7 +17,13 @@ fn en(args: [u64; 4]) -> Result<CapRequest, ConfigError> {
 fn cap_flags() {
     assert_eq!(en([0, 0, 0, 0]), Ok(CapRequest::Disable));
     assert_eq!(en([2, 0, 16, 17]), Err(ConfigError::AllowEl1WithoutEnable));
-    assert_eq!(en([4, 0, 16, 17]), Err(ConfigError::UnknownFlags));
+    assert_eq!(en([8, 0, 16, 17]), Err(ConfigError::UnknownFlags));
+    assert_eq!(en([4, 0, 0, 17]), Err(ConfigError::SdeiWithoutEnable));
+    assert_eq!(en([5, 0, 16, 17]), Err(ConfigError::NotPresentIntidWithSdei));
+    let Ok(CapRequest::Enable(c)) = en([5, 0, 0, 17]) else {
+        panic!()
+    };
+    assert!(c.np_is_sdei() && c.cap_args() == [5, 64, 0, 17]);
     assert_eq!(en([1 << 63 | 1, 0, 16, 17]), Err(ConfigError::UnknownFlags));
     let Ok(CapRequest::Enable(c)) = en([3, 0, 16, 17]) else {
         panic!()
@@ -76,7 +82,7 @@ proptest! {
     fn cap_never_panics_and_is_consistent(a in any::<[u64; 4]>()) {
         if let Ok(CapRequest::Enable(c)) = validate_cap(&a) {
             prop_assert!(c.slots.is_power_of_two() && c.slots <= MAX_SLOTS);
-            prop_assert!((16..=31).contains(&c.np_intid));
+            prop_assert!((16..=31).contains(&c.np_intid) || (c.np_intid == 0 && a[0] & 4 != 0));
             prop_assert!((16..=1019).contains(&c.ready_intid));
             prop_assert_ne!(c.np_intid, c.ready_intid);
         }

@@ -87,7 +87,7 @@ fn abi_rows() {
     let c = cfg(4, false);
     let mut st = state(c);
     let mut m = Mem::default();
-    assert_eq!(st.handle_raw(0, 0, &mut m).regs, [0x1_0001, 0, 0, 0]);
+    assert_eq!(st.handle_raw(0, 0, &mut m).regs, [0x1_0002, 0, 0, 0]);
     assert_eq!(st.handle_raw(1, 0, &mut m).regs, [0, 20, 21, 4]);
     // DISABLE and ACK_READY while disabled.
     assert_eq!(call(&mut st, &mut m, 4, 0).0, NOT_REQUIRED);
