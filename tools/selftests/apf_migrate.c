@@ -33,6 +33,12 @@
  * trigger cannot be restored through the vGIC registers). A destination
  * enabled with another configuration refuses A's state with EPROTO.
  *
+ * With page-not-present by SDEI (KVM_ARM_ASYNC_PF_NP_SDEI) the tasks go
+ * to sleep in the guest's SDEI handler (COMPLETE_AND_RESUME) instead of the
+ * not-present PPI handler, and the VMM also moves each vCPU's SDEI state
+ * (KVM_ARM_VCPU_ASYNC_PF_SDEI: the handler registered, enabled, the vCPU
+ * unmasked), so that the re-faults on B enter the handler again.
+ *
  * Sub-tests (each in its own process, one TAP line each):
  *   ppi_2_vcpus           page-ready on a PPI, restore order: registers,
  *                         vGIC, async PF state
@@ -40,6 +46,9 @@
  *   spi_2_vcpus_state_first  SPI 40, async PF state restored before the
  *                         registers and the vGIC
  *   ppi_1_vcpu            one vCPU, PPI
+ *   sdei_spi_2_vcpus      page-not-present by SDEI, page-ready on SPI 40
+ *   sdei_ppi_1_vcpu_state_first  SDEI, PPI page-ready, the async PF and
+ *                         SDEI state restored before the rest
  */
 #include <pthread.h>
 #include <linux/sizes.h>
@@ -86,6 +95,7 @@ struct guest_cfg {
 	u32 np_intid;
 	u32 ready_intid;
 	u32 nr_vcpus;
+	u32 sdei;			/* page-not-present by SDEI */
 };
 
 static struct guest_cfg cfg;
@@ -134,6 +144,79 @@ static void back_to_el1(struct ex_regs *regs, struct vstate *v)
 static void el0_svc_handler(struct ex_regs *regs)
 {
 	back_to_el1(regs, this_vs());
+}
+
+/*
+ * Page-not-present by SDEI. The host enters apf_mig_sdei_entry at EL1h,
+ * DAIF masked, SP_EL1 as the task left it (below apf_run_el0's frame),
+ * x0-x3 = event, argument, interrupted PC and PSTATE. The C handler puts
+ * the task to sleep; COMPLETE_AND_RESUME then restores x0-x17 and resumes
+ * at apf_mig_sdei_resume as if an IRQ had been taken from the task, which
+ * goes back to apf_run_el0's caller with its DAIF, as back_to_el1() does.
+ */
+#define SDEI_EVENT		0x40400001UL
+#define SDEI_FN(n)		(0xc4000020U + (n))
+#define SDEI_EVENT_REGISTER	SDEI_FN(0x01)
+#define SDEI_EVENT_ENABLE	SDEI_FN(0x02)
+#define SDEI_PE_UNMASK		SDEI_FN(0x0c)
+
+void apf_mig_sdei_entry(void);
+void apf_mig_sdei_resume(void);
+u64 apf_mig_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate);
+u64 apf_mig_el1_daif(void);
+asm(
+"	.pushsection .text\n"
+"	.balign	4\n"
+"	.global	apf_mig_sdei_entry\n"
+"apf_mig_sdei_entry:\n"
+"	stp	x29, x30, [sp, #-16]!\n"
+"	bl	apf_mig_sdei_handler\n"
+"	ldp	x29, x30, [sp], #16\n"
+"	mov	x1, x0\n"			/* the resume address */
+"	movz	x0, #0x0026\n"		/* EVENT_COMPLETE_AND_RESUME */
+"	movk	x0, #0xc400, lsl #16\n"
+"	hvc	#0\n"
+"	b	.\n"
+"	.balign	4\n"
+"	.global	apf_mig_sdei_resume\n"
+"apf_mig_sdei_resume:\n"
+"	bl	apf_mig_el1_daif\n"
+"	msr	daif, x0\n"
+"	b	apf_el0_return\n"
+"	.popsection\n");
+
+u64 apf_mig_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate)
+{
+	struct vstate *v = this_vs();
+	u64 tok = apf_take_not_present(&v->record);
+
+	__GUEST_ASSERT(event == SDEI_EVENT && (pstate & PSR_MODE_MASK) == PSR_MODE_EL0t,
+		       "SDEI entry: event 0x%lx, interrupted PSTATE 0x%lx", event, pstate);
+	if (!tok) {
+		v->np_spurious++;
+	} else {
+		v->np_count++;
+		v->sleeping_pc = pc;
+		v->preempted = 1;
+	}
+	return (u64)apf_mig_sdei_resume;
+}
+
+u64 apf_mig_el1_daif(void)
+{
+	return this_vs()->el1_daif;
+}
+
+static void sdei_setup(void)
+{
+	struct arm_smccc_res res;
+
+	smccc_hvc(SDEI_EVENT_REGISTER, SDEI_EVENT, (u64)apf_mig_sdei_entry, 0, 0, 0, 0, 0, &res);
+	GUEST_ASSERT_EQ(res.a0, 0);
+	smccc_hvc(SDEI_EVENT_ENABLE, SDEI_EVENT, 0, 0, 0, 0, 0, 0, &res);
+	GUEST_ASSERT_EQ(res.a0, 0);
+	smccc_hvc(SDEI_PE_UNMASK, 0, 0, 0, 0, 0, 0, 0, &res);
+	GUEST_ASSERT_EQ(res.a0, 0);
 }
 
 static void wake(struct vstate *v, u64 tok)
@@ -196,7 +279,7 @@ static void guest_irq_handler(struct ex_regs *regs)
 	if (intid == IAR_SPURIOUS)
 		return;
 
-	if (intid == cfg.np_intid) {
+	if (!cfg.sdei && intid == cfg.np_intid) {
 		tok = apf_take_not_present(&v->record);
 		if (!tok) {
 			v->np_spurious++;
@@ -303,7 +386,10 @@ static void guest_code(void)
 	/* ---- On A. */
 	v->mpidr = read_sysreg(mpidr_el1) & APF_MPIDR_AFF_MASK;
 	gic_init(GIC_V3, cfg.nr_vcpus);
-	gic_irq_enable(cfg.np_intid);
+	if (cfg.sdei)
+		sdei_setup();
+	else
+		gic_irq_enable(cfg.np_intid);
 	gic_irq_enable(cfg.ready_intid);
 	if (cfg.ready_intid >= 32)
 		gic_irq_set_config(cfg.ready_intid, true);
@@ -456,6 +542,7 @@ struct mig_params {
 	u32 nr_vcpus;
 	u32 ready_intid;
 	bool state_first;	/* restore the async PF state before the rest */
+	bool sdei;		/* page-not-present by SDEI */
 };
 
 struct mig_vm {
@@ -510,9 +597,10 @@ static void build_vm(struct mig_vm *m, const struct mig_params *p)
 		cfg.token[i] = (TEST_GPA + i * m->stride) & ~((u64)host_psize - 1);
 	}
 	cfg.wait_ms = 20000;
-	cfg.np_intid = APF_NP_INTID;
+	cfg.np_intid = p->sdei ? 0 : APF_NP_INTID;
 	cfg.ready_intid = p->ready_intid;
 	cfg.nr_vcpus = p->nr_vcpus;
+	cfg.sdei = p->sdei;
 	sync_global_to_guest(vm, cfg);
 }
 
@@ -703,20 +791,27 @@ static void *run_b_fn(void *arg)
 }
 
 static void restore_apf_state(struct mig_vm *b, struct kvm_arm_async_pf_state *st,
-			      u32 nr_vcpus)
+			      struct kvm_arm_async_pf_sdei *sdei, u32 nr_vcpus)
 {
 	u32 i;
 
-	for (i = 0; i < nr_vcpus; i++)
+	for (i = 0; i < nr_vcpus; i++) {
 		vcpu_device_attr_set(b->vcpus[i], KVM_ARM_VCPU_ASYNC_PF_CTRL,
 				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st[i]);
+		if (sdei)
+			vcpu_device_attr_set(b->vcpus[i], KVM_ARM_VCPU_ASYNC_PF_CTRL,
+					     KVM_ARM_VCPU_ASYNC_PF_SDEI, &sdei[i]);
+	}
 }
 
 static void subtest_migrate(void *arg)
 {
 	const struct mig_params *p = arg;
 	struct kvm_arm_async_pf_state st[MAX_VCPUS];
+	struct kvm_arm_async_pf_sdei sdei[MAX_VCPUS];
 	struct kvm_arm_async_pf_config conf, wrong;
+	u64 flags = KVM_ARM_ASYNC_PF_ENABLE | (p->sdei ? KVM_ARM_ASYNC_PF_NP_SDEI : 0);
+	u32 np_intid = p->sdei ? 0 : APF_NP_INTID;
 	struct vcpu_run r[MAX_VCPUS] = {};
 	struct mig_vm a, b;
 	u64 page;
@@ -728,7 +823,7 @@ static void subtest_migrate(void *arg)
 
 	/* VM A runs until every vCPU has its faults in flight. */
 	build_vm(&a, p);
-	apf_enable_cap(a.vm, KVM_ARM_ASYNC_PF_ENABLE, 0, APF_NP_INTID, p->ready_intid);
+	apf_enable_cap(a.vm, flags, 0, np_intid, p->ready_intid);
 	region_hva = (u64)addr_gpa2hva(a.vm, TEST_GPA);
 	TEST_ASSERT(a.stride == host_psize, "guest pages larger than host pages");
 	uffd = uffd_setup_demand_paging(UFFDIO_REGISTER_MODE_MISSING, 20 * 1000,
@@ -747,8 +842,8 @@ static void subtest_migrate(void *arg)
 	/* Save the async PF configuration and state. */
 	vcpu_device_attr_get(a.vcpus[0], KVM_ARM_VCPU_ASYNC_PF_CTRL,
 			     KVM_ARM_VCPU_ASYNC_PF_CONFIG, &conf);
-	TEST_ASSERT(conf.args[0] == KVM_ARM_ASYNC_PF_ENABLE && conf.args[1] == 64 &&
-		    conf.args[2] == APF_NP_INTID && conf.args[3] == p->ready_intid,
+	TEST_ASSERT(conf.args[0] == flags && conf.args[1] == 64 &&
+		    conf.args[2] == np_intid && conf.args[3] == p->ready_intid,
 		    "CONFIG read back %llu/%llu/%llu/%llu", conf.args[0], conf.args[1],
 		    conf.args[2], conf.args[3]);
 	for (i = 0; i < p->nr_vcpus; i++) {
@@ -757,6 +852,16 @@ static void subtest_migrate(void *arg)
 		TEST_ASSERT(st[i].flags & APF_STATE_FLAG_ENABLED, "vCPU %d not enabled on A", i);
 		TEST_ASSERT(!memcmp(st[i].config, conf.args, sizeof(conf.args)),
 			    "vCPU %d: the state does not carry the VM configuration", i);
+		if (!p->sdei)
+			continue;
+		vcpu_device_attr_get(a.vcpus[i], KVM_ARM_VCPU_ASYNC_PF_CTRL,
+				     KVM_ARM_VCPU_ASYNC_PF_SDEI, &sdei[i]);
+		/* Registered and enabled, unmasked, no handler running. */
+		TEST_ASSERT(sdei[i].flags == (KVM_ARM_ASYNC_PF_SDEI_REGISTERED |
+					      KVM_ARM_ASYNC_PF_SDEI_ENABLED) &&
+			    sdei[i].entry_point,
+			    "vCPU %d: SDEI state flags 0x%llx entry 0x%llx at the migration point",
+			    i, sdei[i].flags, sdei[i].entry_point);
 	}
 
 	/* VM B: the same shape, on A's memory. */
@@ -764,7 +869,7 @@ static void subtest_migrate(void *arg)
 	share_memory(b.vm, a.vm);
 
 	/* A destination configured otherwise refuses A's state. */
-	apf_enable_cap(b.vm, KVM_ARM_ASYNC_PF_ENABLE, 32, APF_NP_INTID, p->ready_intid);
+	apf_enable_cap(b.vm, flags, 32, np_intid, p->ready_intid);
 	ret = __vcpu_device_attr_set(b.vcpus[0], KVM_ARM_VCPU_ASYNC_PF_CTRL,
 				     KVM_ARM_VCPU_ASYNC_PF_STATE, &st[0]);
 	TEST_ASSERT(ret && errno == EPROTO,
@@ -781,15 +886,15 @@ static void subtest_migrate(void *arg)
 	vcpu_device_attr_set(b.vcpus[0], KVM_ARM_VCPU_ASYNC_PF_CTRL,
 			     KVM_ARM_VCPU_ASYNC_PF_CONFIG, &conf);
 	if (p->state_first)
-		restore_apf_state(&b, st, p->nr_vcpus);
+		restore_apf_state(&b, st, p->sdei ? sdei : NULL, p->nr_vcpus);
 	for (i = 0; i < p->nr_vcpus; i++)
 		copy_regs(b.vcpus[i], a.vcpus[i]);
 	copy_vgic(&b, &a, p->nr_vcpus);
 	if (!p->state_first)
-		restore_apf_state(&b, st, p->nr_vcpus);
+		restore_apf_state(&b, st, p->sdei ? sdei : NULL, p->nr_vcpus);
 
 	for (i = 0; i < p->nr_vcpus; i++) {
-		TEST_ASSERT(intid_is_edge(&b, b.vcpus[i], APF_NP_INTID),
+		TEST_ASSERT(p->sdei || intid_is_edge(&b, b.vcpus[i], APF_NP_INTID),
 			    "B, vCPU %d: not-present INTID %d is level-triggered before B runs",
 			    i, APF_NP_INTID);
 		TEST_ASSERT(intid_is_edge(&b, b.vcpus[i], p->ready_intid),
@@ -816,10 +921,12 @@ static void subtest_migrate(void *arg)
 	TEST_ASSERT(!uffd_copy_errors, "%lu userfaultfd copies failed", uffd_copy_errors);
 }
 
-static const struct mig_params ppi_2 = { 2, APF_READY_INTID, false };
-static const struct mig_params spi_2 = { 2, SPI_INTID, false };
-static const struct mig_params spi_2_first = { 2, SPI_INTID, true };
-static const struct mig_params ppi_1 = { 1, APF_READY_INTID, false };
+static const struct mig_params ppi_2 = { 2, APF_READY_INTID, false, false };
+static const struct mig_params spi_2 = { 2, SPI_INTID, false, false };
+static const struct mig_params spi_2_first = { 2, SPI_INTID, true, false };
+static const struct mig_params ppi_1 = { 1, APF_READY_INTID, false, false };
+static const struct mig_params sdei_spi_2 = { 2, SPI_INTID, false, true };
+static const struct mig_params sdei_ppi_1_first = { 1, APF_READY_INTID, true, true };
 
 struct subtest {
 	const char *name;
@@ -835,6 +942,10 @@ static const struct subtest subtests[] = {
 	{ "spi_2_vcpus_state_first: the same, async PF state restored before registers and vGIC",
 	  &spi_2_first, 180 },
 	{ "ppi_1_vcpu: A to B, one vCPU, PPI page-ready", &ppi_1, 180 },
+	{ "sdei_spi_2_vcpus: A to B, page-not-present by SDEI, SPI page-ready",
+	  &sdei_spi_2, 180 },
+	{ "sdei_ppi_1_vcpu_state_first: SDEI, PPI page-ready, state restored first",
+	  &sdei_ppi_1_first, 180 },
 };
 
 int main(int argc, char *argv[])
