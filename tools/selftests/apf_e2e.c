@@ -1047,8 +1047,16 @@ static void subtest_teardown(void *arg)
 	struct e2e_params p = defaults;
 	int it, i, ref0 = apf_module_refcnt_settled();
 	u64 np_total = 0, in_flight = 0, after_unmap = 0;
+	struct kvm_vm *sentinel;
 	struct e2e_vm e;
 
+	/*
+	 * One more VM alive throughout: KVM's preempt-notifier static key then
+	 * never flips from 0 with each VM, which in this emulated host ends in
+	 * KVM_BUG_ON(SYSREGS_ON_CPU) and a SIGSEGV of the VMM, with or without
+	 * async page faults (apf_faults' cycles; design.rst, Known issues).
+	 */
+	sentinel = vm_create_barebones();
 	p.mode = MODE_TEARDOWN;
 	p.nr_vcpus = 4;
 	p.nr_pages = 8;
@@ -1083,19 +1091,13 @@ static void subtest_teardown(void *arg)
 		 */
 		TEST_ASSERT_EQ(apf_module_refcnt_wait(ref0, 10), ref0);
 	}
+	kvm_vm_free(sentinel);
 	printf("# teardown: %d VMs, %lu not-present, %lu still in flight at destroy, %lu userfaults resolved after unmap\n",
 	       TEARDOWN_ITERATIONS, np_total, in_flight, after_unmap);
 	TEST_ASSERT(in_flight > 0, "no fault was in flight when a VM was destroyed");
 }
 
-struct subtest {
-	const char *name;
-	void (*fn)(void *);
-	void *arg;
-	unsigned int timeout_s;
-};
-
-static const struct subtest subtests[] = {
+static const struct apf_subtest subtests[] = {
 	{ "main_flow: np, other task runs, ready, same token, one pair per page",
 	  subtest_main_flow, NULL, 300 },
 	{ "prefault: the woken task's first access to its page does not exit",
@@ -1124,27 +1126,5 @@ static const struct subtest subtests[] = {
 
 int main(int argc, char *argv[])
 {
-	int i;
-
-	ksft_print_header();
-	apf_force_el1_guests();
-	apf_require_provider();
-	ksft_set_plan(ARRAY_SIZE(subtests));
-
-	for (i = 0; i < ARRAY_SIZE(subtests); i++) {
-		/* Optional filter: run only the sub-tests named on the command line. */
-		if (argc > 1) {
-			int j, match = 0;
-
-			for (j = 1; j < argc; j++)
-				match |= !strncmp(subtests[i].name, argv[j], strlen(argv[j]));
-			if (!match) {
-				ksft_test_result_skip("%s\n", subtests[i].name);
-				continue;
-			}
-		}
-		apf_run_subtest(subtests[i].name, subtests[i].fn, subtests[i].arg,
-				subtests[i].timeout_s);
-	}
-	ksft_finished();
+	return apf_main(argc, argv, subtests, ARRAY_SIZE(subtests));
 }

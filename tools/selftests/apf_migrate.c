@@ -928,48 +928,21 @@ static const struct mig_params ppi_1 = { 1, APF_READY_INTID, false, false };
 static const struct mig_params sdei_spi_2 = { 2, SPI_INTID, false, true };
 static const struct mig_params sdei_ppi_1_first = { 1, APF_READY_INTID, true, true };
 
-struct subtest {
-	const char *name;
-	const struct mig_params *p;
-	unsigned int timeout_s;
-};
-
-static const struct subtest subtests[] = {
+static const struct apf_subtest subtests[] = {
 	{ "ppi_2_vcpus: A to B with faults in flight and page-ready queued, PPI page-ready",
-	  &ppi_2, 180 },
+	  subtest_migrate, (void *)&ppi_2, 180 },
 	{ "spi_2_vcpus: A to B with faults in flight and page-ready queued, SPI page-ready",
-	  &spi_2, 180 },
+	  subtest_migrate, (void *)&spi_2, 180 },
 	{ "spi_2_vcpus_state_first: the same, async PF state restored before registers and vGIC",
-	  &spi_2_first, 180 },
-	{ "ppi_1_vcpu: A to B, one vCPU, PPI page-ready", &ppi_1, 180 },
+	  subtest_migrate, (void *)&spi_2_first, 180 },
+	{ "ppi_1_vcpu: A to B, one vCPU, PPI page-ready", subtest_migrate, (void *)&ppi_1, 180 },
 	{ "sdei_spi_2_vcpus: A to B, page-not-present by SDEI, SPI page-ready",
-	  &sdei_spi_2, 180 },
+	  subtest_migrate, (void *)&sdei_spi_2, 180 },
 	{ "sdei_ppi_1_vcpu_state_first: SDEI, PPI page-ready, state restored first",
-	  &sdei_ppi_1_first, 180 },
+	  subtest_migrate, (void *)&sdei_ppi_1_first, 180 },
 };
 
 int main(int argc, char *argv[])
 {
-	int i;
-
-	ksft_print_header();
-	apf_force_el1_guests();
-	apf_require_provider();
-	ksft_set_plan(ARRAY_SIZE(subtests));
-
-	for (i = 0; i < ARRAY_SIZE(subtests); i++) {
-		if (argc > 1) {
-			int j, match = 0;
-
-			for (j = 1; j < argc; j++)
-				match |= !strncmp(subtests[i].name, argv[j], strlen(argv[j]));
-			if (!match) {
-				ksft_test_result_skip("%s\n", subtests[i].name);
-				continue;
-			}
-		}
-		apf_run_subtest(subtests[i].name, (void (*)(void *))subtest_migrate,
-				(void *)subtests[i].p, subtests[i].timeout_s);
-	}
-	ksft_finished();
+	return apf_main(argc, argv, subtests, ARRAY_SIZE(subtests));
 }

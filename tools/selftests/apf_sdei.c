@@ -2038,14 +2038,7 @@ static void subtest_restore(void *arg)
 	TEST_ASSERT_EQ(r[0].result[3], 1);
 }
 
-struct subtest {
-	const char *name;
-	void (*fn)(void *);
-	void *arg;
-	unsigned int timeout_s;
-};
-
-static const struct subtest subtests[] = {
+static const struct apf_subtest subtests[] = {
 	{ "discovery: NP_SDEI capability and attribute, SDEI VERSION, FEATURES, GET_INFO, GET_CONFIG",
 	  subtest_discovery, NULL, 120 },
 	{ "calls: every SDEI call outside a handler and its bad inputs",
@@ -2070,26 +2063,5 @@ static const struct subtest subtests[] = {
 
 int main(int argc, char *argv[])
 {
-	int i;
-
-	ksft_print_header();
-	apf_force_el1_guests();
-	apf_require_provider();
-	ksft_set_plan(ARRAY_SIZE(subtests));
-
-	for (i = 0; i < ARRAY_SIZE(subtests); i++) {
-		if (argc > 1) {
-			int j, match = 0;
-
-			for (j = 1; j < argc; j++)
-				match |= !strncmp(subtests[i].name, argv[j], strlen(argv[j]));
-			if (!match) {
-				ksft_test_result_skip("%s\n", subtests[i].name);
-				continue;
-			}
-		}
-		apf_run_subtest(subtests[i].name, subtests[i].fn, subtests[i].arg,
-				subtests[i].timeout_s);
-	}
-	ksft_finished();
+	return apf_main(argc, argv, subtests, ARRAY_SIZE(subtests));
 }

@@ -614,14 +614,7 @@ static void subtest_one(void *arg)
 
 #define CONC(n, intid)	((void *)(unsigned long)((n) | ((intid) << 8)))
 
-struct subtest {
-	const char *name;
-	void (*fn)(void *);
-	void *arg;
-	unsigned int timeout_s;
-};
-
-static const struct subtest subtests[] = {
+static const struct apf_subtest subtests[] = {
 	{ "spi_1_vcpu: SPI page-ready, 8 faults in flight, every task woken once",
 	  subtest_concurrent, CONC(1, SPI_INTID), 120 },
 	{ "spi_2_vcpus: SPI page-ready, 8 faults in flight per vCPU, every task woken once",
@@ -644,26 +637,5 @@ static const struct subtest subtests[] = {
 
 int main(int argc, char *argv[])
 {
-	int i;
-
-	ksft_print_header();
-	apf_force_el1_guests();
-	apf_require_provider();
-	ksft_set_plan(ARRAY_SIZE(subtests));
-
-	for (i = 0; i < ARRAY_SIZE(subtests); i++) {
-		if (argc > 1) {
-			int j, match = 0;
-
-			for (j = 1; j < argc; j++)
-				match |= !strncmp(subtests[i].name, argv[j], strlen(argv[j]));
-			if (!match) {
-				ksft_test_result_skip("%s\n", subtests[i].name);
-				continue;
-			}
-		}
-		apf_run_subtest(subtests[i].name, subtests[i].fn, subtests[i].arg,
-				subtests[i].timeout_s);
-	}
-	ksft_finished();
+	return apf_main(argc, argv, subtests, ARRAY_SIZE(subtests));
 }

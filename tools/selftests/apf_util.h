@@ -382,6 +382,42 @@ static inline int apf_run_subtest(const char *name, void (*fn)(void *),
 	return -1;
 }
 
+/* A sub-test of apf_main(): its TAP name, body, argument and timeout. */
+struct apf_subtest {
+	const char *name;
+	void (*fn)(void *);
+	void *arg;
+	unsigned int timeout_s;
+};
+
+/*
+ * main() of a test made of sub-tests that all need the provider: each runs
+ * in its own child with its own timeout (apf_run_subtest), one TAP line
+ * each. Names on the command line select sub-tests by prefix; the others
+ * are reported as skipped.
+ */
+static inline int apf_main(int argc, char *argv[], const struct apf_subtest *t, int n)
+{
+	int i, j, match;
+
+	ksft_print_header();
+	apf_force_el1_guests();
+	apf_require_provider();
+	ksft_set_plan(n);
+
+	for (i = 0; i < n; i++) {
+		for (j = 1, match = argc <= 1; j < argc; j++)
+			match |= !strncmp(t[i].name, argv[j], strlen(argv[j]));
+		if (!match) {
+			ksft_test_result_skip("%s\n", t[i].name);
+			continue;
+		}
+		apf_run_subtest(t[i].name, t[i].fn, t[i].arg, t[i].timeout_s);
+	}
+	ksft_finished();
+	return 0;
+}
+
 /* Report one checked case: got == want. */
 #define apf_report_eq(got, want, fmt, ...)					\
 do {										\
