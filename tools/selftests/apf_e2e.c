@@ -68,9 +68,6 @@
 #define MAX_EVENTS		64
 #define PATTERN			0xa5a5a5a55a5a5a5aUL
 
-#define APF_PTE_USER		BIT(6)	/* AP[1]: EL0 access */
-#define APF_PTE_PXN		BIT(53)
-#define APF_PTE_UXN		BIT(54)
 
 /* ldr x0, [x1]; svc #0 */
 static const u32 el0_task_code[] = { 0xf9400020, 0xd4000001 };
@@ -641,8 +638,6 @@ static int uffd_page_handler(int mode, int uffd, struct uffd_msg *msg)
 	u64 addr = msg->arg.pagefault.address & ~((u64)host_psize - 1);
 	u64 idx = (addr - region_hva) / host_psize;
 	u64 gpa = TEST_GPA + (addr - region_hva);
-	struct uffdio_range range = { .start = addr, .len = host_psize };
-	struct uffdio_copy copy;
 	int i;
 
 	TEST_ASSERT(addr >= region_hva && addr < region_hva + region_size,
@@ -664,21 +659,7 @@ static int uffd_page_handler(int mode, int uffd, struct uffd_msg *msg)
 			__atomic_add_fetch(&gate_timeouts, 1, __ATOMIC_RELAXED);
 	}
 
-	copy.dst = addr;
-	copy.src = (u64)buf;
-	copy.len = host_psize;
-	copy.mode = 0;
-	if (ioctl(uffd, UFFDIO_COPY, &copy)) {
-		/*
-		 * EEXIST: another message for the same page (the worker and
-		 * the blocked vCPU both faulted) was resolved first. Anything
-		 * else (ENOENT: the VM's memory is being unmapped): count it.
-		 * Wake the waiters either way, so that nothing is left asleep.
-		 */
-		if (errno != EEXIST)
-			__atomic_add_fetch(&uffd_copy_errors, 1, __ATOMIC_RELAXED);
-		ioctl(uffd, UFFDIO_WAKE, &range);
-	}
+	apf_uffd_copy(uffd, addr, buf, host_psize, &uffd_copy_errors);
 
 	if ((long)idx == gate_after)
 		gate_open = 1;
@@ -708,9 +689,8 @@ struct e2e_vm {
 
 static void e2e_create(struct e2e_vm *e, const struct e2e_params *p)
 {
-	u64 stride, npages, guest_pages, gva, code;
+	u64 stride, npages, code;
 	struct kvm_vm *vm;
-	u64 *pte;
 	int i;
 
 	host_psize = getpagesize();
@@ -729,22 +709,10 @@ static void e2e_create(struct e2e_vm *e, const struct e2e_params *p)
 	npages = (u64)p->nr_pages * p->nr_vcpus;
 	TEST_ASSERT(npages <= MAX_PAGES, "too many pages");
 	region_size = npages * stride;
-	guest_pages = region_size / vm->page_size;
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
-				    guest_pages, 0);
-	virt_map(vm, TEST_GPA, TEST_GPA, guest_pages);
-	for (gva = TEST_GPA; gva < TEST_GPA + region_size; gva += vm->page_size) {
-		pte = virt_get_pte_hva(vm, gva);
-		*pte |= APF_PTE_USER | APF_PTE_PXN;
-		*pte &= ~APF_PTE_UXN;
-	}
+	apf_el0_data_region(vm, TEST_GPA, TEST_SLOT, region_size);
 
 	/* The EL0 task's code page. */
-	code = vm_alloc_page(vm);
-	memcpy(addr_gva2hva(vm, code), el0_task_code, sizeof(el0_task_code));
-	pte = virt_get_pte_hva(vm, code);
-	*pte |= APF_PTE_USER;
-	*pte &= ~APF_PTE_UXN;
+	code = apf_el0_code_page(vm, el0_task_code, sizeof(el0_task_code));
 
 	memset(&cfg, 0, sizeof(cfg));
 	for (i = 0; i < p->nr_vcpus; i++)

@@ -71,9 +71,6 @@
 #define SPI_INTID		40	/* the selftests' vGIC has 64 INTIDs */
 #define NR_IRQS			64
 
-#define APF_PTE_USER		BIT(6)	/* AP[1]: EL0 access */
-#define APF_PTE_PXN		BIT(53)
-#define APF_PTE_UXN		BIT(54)
 
 /* Guest syncs: args[0] says which. */
 #define SYNC_MASKED		0	/* serve this vCPU's pages 2-3 now */
@@ -500,8 +497,6 @@ static int serve_page(int fd, u64 addr)
 {
 	static __thread u64 *buf;
 	u64 gpa = TEST_GPA + (addr - region_hva);
-	struct uffdio_range range = { .start = addr, .len = host_psize };
-	struct uffdio_copy copy;
 	int i;
 
 	if (!buf) {
@@ -511,16 +506,7 @@ static int serve_page(int fd, u64 addr)
 	for (i = 0; i < host_psize / sizeof(u64); i++)
 		buf[i] = (gpa & ~((u64)host_psize - 1)) ^ PATTERN;
 
-	copy.dst = addr;
-	copy.src = (u64)buf;
-	copy.len = host_psize;
-	copy.mode = 0;
-	if (ioctl(fd, UFFDIO_COPY, &copy)) {
-		/* EEXIST: resolved by another message for the same page. */
-		if (errno != EEXIST)
-			__atomic_add_fetch(&uffd_copy_errors, 1, __ATOMIC_RELAXED);
-		ioctl(fd, UFFDIO_WAKE, &range);
-	}
+	apf_uffd_copy(fd, addr, buf, host_psize, &uffd_copy_errors);
 	return 0;
 }
 
@@ -554,9 +540,8 @@ struct mig_vm {
 /* The same construction for A and B: same memslots, same guest layout. */
 static void build_vm(struct mig_vm *m, const struct mig_params *p)
 {
-	u64 npages, guest_pages, gva, code;
+	u64 npages, code;
 	struct kvm_vm *vm;
-	u64 *pte;
 	int i;
 
 	vm = vm_create_with_vcpus(p->nr_vcpus, guest_code, m->vcpus);
@@ -573,20 +558,8 @@ static void build_vm(struct mig_vm *m, const struct mig_params *p)
 	m->stride = max_t(u64, host_psize, vm->page_size);
 	npages = (u64)PAGES_PER_VCPU * p->nr_vcpus;
 	region_size = npages * m->stride;
-	guest_pages = region_size / vm->page_size;
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
-				    guest_pages, 0);
-	virt_map(vm, TEST_GPA, TEST_GPA, guest_pages);
-	for (gva = TEST_GPA; gva < TEST_GPA + region_size; gva += vm->page_size) {
-		pte = virt_get_pte_hva(vm, gva);
-		*pte |= APF_PTE_USER | APF_PTE_PXN;
-		*pte &= ~APF_PTE_UXN;
-	}
-	code = vm_alloc_page(vm);
-	memcpy(addr_gva2hva(vm, code), el0_task_code, sizeof(el0_task_code));
-	pte = virt_get_pte_hva(vm, code);
-	*pte |= APF_PTE_USER;
-	*pte &= ~APF_PTE_UXN;
+	apf_el0_data_region(vm, TEST_GPA, TEST_SLOT, region_size);
+	code = apf_el0_code_page(vm, el0_task_code, sizeof(el0_task_code));
 
 	memset(&cfg, 0, sizeof(cfg));
 	for (i = 0; i < p->nr_vcpus; i++)

@@ -172,9 +172,6 @@ enum {
 #define PATTERN			0x6996966996696996UL
 #define SPI_INTID		40	/* the selftests' vGIC has 64 INTIDs */
 
-#define APF_PTE_USER		BIT(6)	/* AP[1]: EL0 access */
-#define APF_PTE_PXN		BIT(53)
-#define APF_PTE_UXN		BIT(54)
 
 /* The argument registered with the event: x1 at entry. */
 #define ENTRY_ARG(cpu)		(0xa5f0c0de00000100UL + (cpu))
@@ -1361,8 +1358,6 @@ static int uffd_page_handler(int mode, int uffd, struct uffd_msg *msg)
 	static __thread u64 *buf;
 	u64 addr = msg->arg.pagefault.address & ~((u64)host_psize - 1);
 	u64 gpa = TEST_GPA + (addr - region_hva);
-	struct uffdio_range range = { .start = addr, .len = host_psize };
-	struct uffdio_copy copy;
 	u64 idx;
 	int i;
 
@@ -1378,16 +1373,7 @@ static int uffd_page_handler(int mode, int uffd, struct uffd_msg *msg)
 	for (i = 0; i < host_psize / sizeof(u64); i++)
 		buf[i] = gpa ^ PATTERN;
 
-	copy.dst = addr;
-	copy.src = (u64)buf;
-	copy.len = host_psize;
-	copy.mode = 0;
-	if (ioctl(uffd, UFFDIO_COPY, &copy)) {
-		/* EEXIST: resolved by another message for the same page. */
-		if (errno != EEXIST)
-			__atomic_add_fetch(&uffd_copy_errors, 1, __ATOMIC_RELAXED);
-		ioctl(uffd, UFFDIO_WAKE, &range);
-	}
+	apf_uffd_copy(uffd, addr, buf, host_psize, &uffd_copy_errors);
 	return 0;
 }
 
@@ -1419,10 +1405,9 @@ struct vcpu_run {
 
 static void sdei_create(struct sdei_vm *s, const struct sdei_params *p)
 {
-	u64 stride, npages, guest_pages, gva, code;
+	u64 stride, npages, code;
 	u32 el0_code[EL0_CODE_WORDS];
 	struct kvm_vm *vm;
-	u64 *pte;
 	int i;
 
 	host_psize = getpagesize();
@@ -1440,26 +1425,14 @@ static void sdei_create(struct sdei_vm *s, const struct sdei_params *p)
 	npages = (u64)p->nr_pages * p->nr_vcpus;
 	TEST_ASSERT(npages <= MAX_PAGES, "too many pages");
 	region_size = npages * stride;
-	guest_pages = region_size / vm->page_size;
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
-				    guest_pages, 0);
-	virt_map(vm, TEST_GPA, TEST_GPA, guest_pages);
-	for (gva = TEST_GPA; gva < TEST_GPA + region_size; gva += vm->page_size) {
-		pte = virt_get_pte_hva(vm, gva);
-		*pte |= APF_PTE_USER | APF_PTE_PXN;
-		*pte &= ~APF_PTE_UXN;
-	}
+	apf_el0_data_region(vm, TEST_GPA, TEST_SLOT, region_size);
 
 	/* The EL0 task: movz x2..x30, ldr x0, [x1], svc #0. */
 	for (i = EL0_FIRST_REG; i <= EL0_LAST_REG; i++)
 		el0_code[i - EL0_FIRST_REG] = 0xd2800000 | (EL0_REG_VAL(i) << 5) | i;
 	el0_code[EL0_LDR_INDEX] = 0xf9400020;
 	el0_code[EL0_LDR_INDEX + 1] = 0xd4000001;
-	code = vm_alloc_page(vm);
-	memcpy(addr_gva2hva(vm, code), el0_code, sizeof(el0_code));
-	pte = virt_get_pte_hva(vm, code);
-	*pte |= APF_PTE_USER;
-	*pte &= ~APF_PTE_UXN;
+	code = apf_el0_code_page(vm, el0_code, sizeof(el0_code));
 
 	memset(&cfg, 0, sizeof(cfg));
 	for (i = 0; i < p->nr_vcpus; i++)

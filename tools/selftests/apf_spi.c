@@ -57,9 +57,6 @@
 #define PATTERN			0x5aa5a55aa55a5aa5UL
 #define SPI_INTID		40	/* the selftests' vGIC has 64 INTIDs */
 
-#define APF_PTE_USER		BIT(6)	/* AP[1]: EL0 access */
-#define APF_PTE_PXN		BIT(53)
-#define APF_PTE_UXN		BIT(54)
 
 /* ldr x0, [x1]; svc #0 */
 static const u32 el0_task_code[] = { 0xf9400020, 0xd4000001 };
@@ -428,8 +425,6 @@ static int uffd_page_handler(int mode, int uffd, struct uffd_msg *msg)
 	static __thread u64 *buf;
 	u64 addr = msg->arg.pagefault.address & ~((u64)host_psize - 1);
 	u64 gpa = TEST_GPA + (addr - region_hva);
-	struct uffdio_range range = { .start = addr, .len = host_psize };
-	struct uffdio_copy copy;
 	int i;
 
 	TEST_ASSERT(addr >= region_hva && addr < region_hva + region_size,
@@ -441,16 +436,7 @@ static int uffd_page_handler(int mode, int uffd, struct uffd_msg *msg)
 	for (i = 0; i < host_psize / sizeof(u64); i++)
 		buf[i] = gpa ^ PATTERN;
 
-	copy.dst = addr;
-	copy.src = (u64)buf;
-	copy.len = host_psize;
-	copy.mode = 0;
-	if (ioctl(uffd, UFFDIO_COPY, &copy)) {
-		/* EEXIST: resolved by another message for the same page. */
-		if (errno != EEXIST)
-			__atomic_add_fetch(&uffd_copy_errors, 1, __ATOMIC_RELAXED);
-		ioctl(uffd, UFFDIO_WAKE, &range);
-	}
+	apf_uffd_copy(uffd, addr, buf, host_psize, &uffd_copy_errors);
 	return 0;
 }
 
@@ -492,10 +478,9 @@ static void *run_vcpu_fn(void *arg)
 static void spi_run(const struct spi_params *p, struct vcpu_run *r)
 {
 	struct kvm_vcpu *vcpus[MAX_VCPUS];
-	u64 stride, npages, guest_pages, gva, code;
+	u64 stride, npages, code;
 	struct uffd_desc *uffd;
 	struct kvm_vm *vm;
-	u64 *pte;
 	int i;
 
 	host_psize = getpagesize();
@@ -512,20 +497,8 @@ static void spi_run(const struct spi_params *p, struct vcpu_run *r)
 	stride = max_t(u64, host_psize, vm->page_size);
 	npages = (u64)PAGES_PER_VCPU * p->nr_vcpus;
 	region_size = npages * stride;
-	guest_pages = region_size / vm->page_size;
-	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, TEST_GPA, TEST_SLOT,
-				    guest_pages, 0);
-	virt_map(vm, TEST_GPA, TEST_GPA, guest_pages);
-	for (gva = TEST_GPA; gva < TEST_GPA + region_size; gva += vm->page_size) {
-		pte = virt_get_pte_hva(vm, gva);
-		*pte |= APF_PTE_USER | APF_PTE_PXN;
-		*pte &= ~APF_PTE_UXN;
-	}
-	code = vm_alloc_page(vm);
-	memcpy(addr_gva2hva(vm, code), el0_task_code, sizeof(el0_task_code));
-	pte = virt_get_pte_hva(vm, code);
-	*pte |= APF_PTE_USER;
-	*pte &= ~APF_PTE_UXN;
+	apf_el0_data_region(vm, TEST_GPA, TEST_SLOT, region_size);
+	code = apf_el0_code_page(vm, el0_task_code, sizeof(el0_task_code));
 
 	memset(&cfg, 0, sizeof(cfg));
 	for (i = 0; i < p->nr_vcpus; i++)

@@ -28,6 +28,9 @@
 #include <linux/kvm.h>
 #include <asm/kvm.h>
 
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+
 #include "kselftest.h"
 #include "kvm_util.h"
 #include "processor.h"
@@ -380,6 +383,67 @@ static inline int apf_run_subtest(const char *name, void (*fn)(void *),
 	else
 		ksft_test_result_fail("%s (exit status %d)\n", name, WEXITSTATUS(status));
 	return -1;
+}
+
+/* ---- Host side: memory for EL0 tasks (apf_el0.h), served by userfaultfd */
+
+#define APF_PTE_USER		BIT(6)	/* AP[1]: EL0 access */
+#define APF_PTE_PXN		BIT(53)
+#define APF_PTE_UXN		BIT(54)
+
+/*
+ * Add [gpa, gpa + size) as memslot @slot, identity mapped, as data that
+ * EL0 may read and write and nothing may execute. Returns its host address.
+ */
+static inline u64 apf_el0_data_region(struct kvm_vm *vm, u64 gpa, u32 slot, u64 size)
+{
+	u64 gva, *pte;
+
+	vm_userspace_mem_region_add(vm, VM_MEM_SRC_ANONYMOUS, gpa, slot,
+				    size / vm->page_size, 0);
+	virt_map(vm, gpa, gpa, size / vm->page_size);
+	for (gva = gpa; gva < gpa + size; gva += vm->page_size) {
+		pte = virt_get_pte_hva(vm, gva);
+		*pte |= APF_PTE_USER | APF_PTE_PXN;
+		*pte &= ~APF_PTE_UXN;
+	}
+	return (u64)addr_gpa2hva(vm, gpa);
+}
+
+/* A new page of EL0-executable code holding @len bytes of @insns: its GVA. */
+static inline u64 apf_el0_code_page(struct kvm_vm *vm, const void *insns, size_t len)
+{
+	u64 code = vm_alloc_page(vm), *pte;
+
+	TEST_ASSERT(len <= vm->page_size, "EL0 code larger than a page");
+	memcpy(addr_gva2hva(vm, code), insns, len);
+	pte = virt_get_pte_hva(vm, code);
+	*pte |= APF_PTE_USER;
+	*pte &= ~APF_PTE_UXN;
+	return code;
+}
+
+/*
+ * Resolve the missing page at @addr (host-page aligned) with @len bytes
+ * from @buf. EEXIST means another message for the same page (the worker's
+ * and the blocked vCPU's) was resolved first; anything else (ENOENT: the
+ * memory is being unmapped) is counted in *@errors. The waiters are woken
+ * either way, so that nothing is left asleep.
+ */
+static inline void apf_uffd_copy(int uffd, u64 addr, const void *buf, u64 len, u64 *errors)
+{
+	struct uffdio_range range = { .start = addr, .len = len };
+	struct uffdio_copy copy = {
+		.dst = addr,
+		.src = (u64)buf,
+		.len = len,
+	};
+
+	if (ioctl(uffd, UFFDIO_COPY, &copy)) {
+		if (errno != EEXIST)
+			__atomic_add_fetch(errors, 1, __ATOMIC_RELAXED);
+		ioctl(uffd, UFFDIO_WAKE, &range);
+	}
 }
 
 /* A sub-test of apf_main(): its TAP name, body, argument and timeout. */
