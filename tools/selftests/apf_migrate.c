@@ -151,12 +151,6 @@ static void el0_svc_handler(struct ex_regs *regs)
  * at apf_mig_sdei_resume as if an IRQ had been taken from the task, which
  * goes back to apf_run_el0's caller with its DAIF, as back_to_el1() does.
  */
-#define SDEI_EVENT		0x40400001UL
-#define SDEI_FN(n)		(0xc4000020U + (n))
-#define SDEI_EVENT_REGISTER	SDEI_FN(0x01)
-#define SDEI_EVENT_ENABLE	SDEI_FN(0x02)
-#define SDEI_PE_UNMASK		SDEI_FN(0x0c)
-
 void apf_mig_sdei_entry(void);
 void apf_mig_sdei_resume(void);
 u64 apf_mig_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate);
@@ -187,7 +181,7 @@ u64 apf_mig_sdei_handler(u64 event, u64 arg, u64 pc, u64 pstate)
 	struct vstate *v = this_vs();
 	u64 tok = apf_take_not_present(&v->record);
 
-	__GUEST_ASSERT(event == SDEI_EVENT && (pstate & PSR_MODE_MASK) == PSR_MODE_EL0t,
+	__GUEST_ASSERT(event == APF_SDEI_EVENT && (pstate & PSR_MODE_MASK) == PSR_MODE_EL0t,
 		       "SDEI entry: event 0x%lx, interrupted PSTATE 0x%lx", event, pstate);
 	if (!tok) {
 		v->np_spurious++;
@@ -208,12 +202,12 @@ static void sdei_setup(void)
 {
 	struct arm_smccc_res res;
 
-	smccc_hvc(SDEI_EVENT_REGISTER, SDEI_EVENT, (u64)apf_mig_sdei_entry, 0, 0, 0, 0, 0, &res);
-	GUEST_ASSERT_EQ(res.a0, 0);
-	smccc_hvc(SDEI_EVENT_ENABLE, SDEI_EVENT, 0, 0, 0, 0, 0, 0, &res);
-	GUEST_ASSERT_EQ(res.a0, 0);
-	smccc_hvc(SDEI_PE_UNMASK, 0, 0, 0, 0, 0, 0, 0, &res);
-	GUEST_ASSERT_EQ(res.a0, 0);
+	smccc_hvc(APF_SDEI_FN(SDEI_EVENT_REGISTER), APF_SDEI_EVENT, (u64)apf_mig_sdei_entry, 0, 0, 0, 0, 0, &res);
+	GUEST_ASSERT_EQ(res.a0, SDEI_SUCCESS);
+	smccc_hvc(APF_SDEI_FN(SDEI_EVENT_ENABLE), APF_SDEI_EVENT, 0, 0, 0, 0, 0, 0, &res);
+	GUEST_ASSERT_EQ(res.a0, SDEI_SUCCESS);
+	smccc_hvc(APF_SDEI_FN(SDEI_PE_UNMASK), 0, 0, 0, 0, 0, 0, 0, &res);
+	GUEST_ASSERT_EQ(res.a0, SDEI_SUCCESS);
 }
 
 static void wake(struct vstate *v, u64 tok)

@@ -83,30 +83,6 @@
 #include "gic.h"
 #include "userfaultfd_util.h"
 
-/* ---- UAPI of the SDEI delivery (fallbacks, as in apf_util.h) */
-
-/* cap->args[0]: not-present as an SDEI event; args[2] must then be 0. */
-#ifndef KVM_ARM_ASYNC_PF_NP_SDEI
-#define KVM_ARM_ASYNC_PF_NP_SDEI	(1ULL << 2)
-#endif
-
-/* vCPU attribute of KVM_ARM_VCPU_ASYNC_PF_CTRL, only on an NP_SDEI VM. */
-#ifndef KVM_ARM_VCPU_ASYNC_PF_SDEI
-#define KVM_ARM_VCPU_ASYNC_PF_SDEI	2
-struct kvm_arm_async_pf_sdei {
-	__u64 flags;
-	__u64 event;
-	__u64 entry_point;
-	__u64 entry_arg;
-	__u64 ctx_x[18];
-	__u64 ctx_pc;
-	__u64 ctx_pstate;
-	__u64 reserved[8];
-};
-#endif
-
-_Static_assert(sizeof(struct kvm_arm_async_pf_sdei) == 256, "the SDEI state is 256 bytes");
-
 /* kvm_arm_async_pf_sdei.flags (rust/logic/sdei.rs, SdeiSaved) */
 #define SDEI_ST_REGISTERED	(1ULL << 0)
 #define SDEI_ST_ENABLED		(1ULL << 1)
@@ -114,52 +90,6 @@ _Static_assert(sizeof(struct kvm_arm_async_pf_sdei) == 256, "the SDEI state is 2
 #define SDEI_ST_PENDING		(1ULL << 3)
 #define SDEI_ST_MASKED		(1ULL << 4)
 #define SDEI_ST_CONTEXT		(1ULL << 5)
-
-/* ---- Guest ABI of the SDEI delivery (DEN0054, rust/logic/sdei.rs) */
-
-#define APF_SDEI_EVENT		0x40400001UL
-#define APF_SDEI_FN(n)		(0xC4000020U + (n))	/* SMC64 */
-#define APF_SDEI_FN32(n)	(0x84000020U + (n))	/* SMC32 */
-
-enum {
-	SDEI_VERSION			= 0x00,
-	SDEI_EVENT_REGISTER		= 0x01,
-	SDEI_EVENT_ENABLE		= 0x02,
-	SDEI_EVENT_DISABLE		= 0x03,
-	SDEI_EVENT_CONTEXT		= 0x04,
-	SDEI_EVENT_COMPLETE		= 0x05,
-	SDEI_EVENT_COMPLETE_AND_RESUME	= 0x06,
-	SDEI_EVENT_UNREGISTER		= 0x07,
-	SDEI_EVENT_STATUS		= 0x08,
-	SDEI_EVENT_GET_INFO		= 0x09,
-	SDEI_EVENT_ROUTING_SET		= 0x0a,
-	SDEI_PE_MASK			= 0x0b,
-	SDEI_PE_UNMASK			= 0x0c,
-	SDEI_INTERRUPT_BIND		= 0x0d,
-	SDEI_INTERRUPT_RELEASE		= 0x0e,
-	SDEI_EVENT_SIGNAL		= 0x0f,
-	SDEI_FEATURES			= 0x10,
-	SDEI_PRIVATE_RESET		= 0x11,
-	SDEI_SHARED_RESET		= 0x12,
-	SDEI_NR_FUNCS,
-};
-
-#define SDEI_VERSION_1_1	0x0001000100000000UL
-#define SDEI_SUCCESS		0UL
-#define SDEI_NOT_SUPPORTED	((u64)-1L)
-#define SDEI_INVALID_PARAMS	((u64)-2L)
-#define SDEI_DENIED		((u64)-3L)
-#define SDEI_PENDING		((u64)-5L)
-#define SDEI_OUT_OF_RESOURCE	((u64)-10L)
-
-/* EVENT_STATUS */
-#define SDEI_STATUS_REGISTERED	1UL
-#define SDEI_STATUS_ENABLED	2UL
-#define SDEI_STATUS_RUNNING	4UL
-
-/* EVENT_REGISTER flags */
-#define SDEI_REGISTER_RM_PE	(1UL << 0)
-#define SDEI_REGISTER_RELATIVE	(1UL << 1)
 
 /* ---- The test's layout */
 

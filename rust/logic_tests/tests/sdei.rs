@@ -611,6 +611,8 @@ fn vcpu_reset() {
         Setup::UnregPending,
     ] {
         let mut st = setup(s);
+        // Pending where the state allows it; refused elsewhere, which is
+        // as good a starting point: the reset must clear either.
         let _ = st.raise();
         st.reset();
         assert_eq!(st, SdeiState::new(ClientEl::El1), "{s:?}");
