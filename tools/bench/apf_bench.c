@@ -98,7 +98,8 @@
  * it (e.g. to trace it).
  *
  * Clock: the emulated host's, named by apf_clock= on its command line
- * (tools/run-host.sh, APF_CLOCK=icount|wall) and printed with every figure.
+ * (tools/run-host.sh, APF_CLOCK=icount|icount-1cpu|wall) and printed with
+ * every figure.
  * The targets are meant for the instruction clock. Every figure is also
  * printed as an APF-BENCH-JSON line (json_fig()) for tools/bench/results.py.
  *
@@ -1169,6 +1170,8 @@ int main(int argc, char *argv[])
 		printf("APF-BENCH table  clock: %s%s\n", bench_clock,
 		       !strcmp(bench_clock, "icount") ?
 		       " (instruction clock: 1 ns per instruction, idle skipped)" :
+		       !strcmp(bench_clock, "icount-1cpu") ?
+		       " (instruction clock, one emulated CPU: no turns between CPUs)" :
 		       !strcmp(bench_clock, "wall") ?
 		       " (real time: depends on the machine's load; targets are for icount)" : "");
 		printf("APF-BENCH table  remote stalls: the faulting task A's wait per remote page\n");

@@ -584,7 +584,8 @@ do {										\
 /*
  * The emulated host's clock, from apf_clock= on its kernel command line
  * (tools/run-host.sh): "icount" (1 ns per guest instruction, idle time
- * skipped: figures measure the code path) or "wall" (real time: figures
+ * skipped: figures measure the code path), "icount-1cpu" (the same on a
+ * one-CPU host) or "wall" (real time: figures
  * depend on the load of the machine running the emulator). buf keeps its
  * contents ("unknown") when the command line does not say.
  */
@@ -595,7 +596,7 @@ static inline void apf_read_clock(char *buf, size_t size)
 
 	if (!f || size < 2)
 		goto out;
-	snprintf(fmt, sizeof(fmt), "%%%zu[a-z]", size - 1);
+	snprintf(fmt, sizeof(fmt), "%%%zu[a-z0-9-]", size - 1);
 	if (fgets(line, sizeof(line), f)) {
 		p = strstr(line, "apf_clock=");
 		if (p)
