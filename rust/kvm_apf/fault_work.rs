@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One work item per async page fault: fault the page in through the VM's
-//! mm on the module's workqueue, then hand the gfn back to the vCPU.
+//! The fault-in work items of a vCPU: allocated with its state, one per
+//! slot, and reused. The stage-2 abort takes one from the vCPU's pool and
+//! queues it; the worker faults the page in through the VM's mm on the
+//! VM's workqueue, hands the gfn back to the vCPU and returns the item to
+//! the pool. Nothing is allocated or freed per fault.
 
 use kernel::{
     prelude::*,
@@ -18,9 +21,17 @@ use kernel::{
 use crate::ffi;
 use crate::vcpu::VcpuApf;
 
+/// An idle or queued fault-in work item.
+///
+/// # Invariants
+///
+/// `apf` is `Some` exactly while the item is queued or running: set by
+/// [`FaultWork::queue`], taken by [`WorkItem::run`].
 #[pin_data]
 pub(crate) struct FaultWork {
-    apf: Arc<VcpuApf>,
+    /// The vCPU state the item works for, while it is in flight. Held as a
+    /// reference only then: an idle item sits in that state's pool.
+    apf: Option<Arc<VcpuApf>>,
     gfn: u64,
     hva: u64,
     write: bool,
@@ -33,25 +44,37 @@ impl_has_work! {
 }
 
 impl FaultWork {
-    /// Allocates the item for a fault on `gfn` at `hva` (may fail: the
-    /// fault is then handled synchronously), charged to the VMM.
-    pub(crate) fn new(apf: Arc<VcpuApf>, gfn: u64, hva: u64, write: bool) -> Result<Pin<KBox<Self>>> {
+    /// Allocates an idle item for a vCPU's pool, charged to the VMM.
+    pub(crate) fn new_idle() -> Result<Pin<KBox<Self>>> {
         KBox::pin_init(
+            // INVARIANT: idle, so no `apf`.
             pin_init!(FaultWork {
-                apf,
-                gfn,
-                hva,
-                write,
+                apf: None,
+                gfn: 0,
+                hva: 0,
+                write: false,
                 work <- new_work!("kvm_apf::FaultWork::work"),
             }),
             GFP_KERNEL_ACCOUNT,
         )
     }
 
-    /// Queues the item on its VM's workqueue. The caller has reserved a
-    /// completion slot with [`VcpuApf::reserve_work`].
-    pub(crate) fn queue(this: Pin<KBox<Self>>) {
-        let vm = this.apf.vm_raw();
+    /// The gfn and access of the fault this item handled.
+    pub(crate) fn fault(&self) -> (u64, bool) {
+        (self.gfn, self.write)
+    }
+
+    /// Queues the idle item `this`, taken from the pool of `apf` with
+    /// [`VcpuApf::reserve_work`], for a fault on `gfn` at `hva` on the
+    /// VM's workqueue.
+    pub(crate) fn queue(mut this: Pin<KBox<Self>>, apf: Arc<VcpuApf>, gfn: u64, hva: u64, write: bool) {
+        let vm = apf.vm_raw();
+        let p = this.as_mut().project();
+        *p.gfn = gfn;
+        *p.hva = hva;
+        *p.write = write;
+        // INVARIANT: queued below.
+        *p.apf = Some(apf);
         let queue_on_vm = |work: *mut kernel::bindings::work_struct| {
             // SAFETY: `__enqueue` passes the item's live `work_struct`;
             // `vm` is valid while the item holds its `VcpuApf`.
@@ -62,7 +85,8 @@ impl FaultWork {
         // pointer straight to `queue_work_on()`. That workqueue is destroyed
         // only when the last reference to the VM's `VmWork` is gone, and
         // the item holds one (through `apf`) until `run` has finished with
-        // it; `__enqueue` keeps the item alive until `run`.
+        // it; `__enqueue` keeps the item alive until `run`. An idle item is
+        // never pending, so the queueing cannot be refused.
         unsafe { <Pin<KBox<Self>> as RawWorkItem<0>>::__enqueue(this, queue_on_vm) };
     }
 }
@@ -70,20 +94,25 @@ impl FaultWork {
 impl WorkItem for FaultWork {
     type Pointer = Pin<KBox<Self>>;
 
-    fn run(this: Pin<KBox<Self>>) {
-        let ret = if this.apf.is_dying() {
-            // Nobody waits for this page any more: leave it alone.
-            ESRCH.to_errno()
-        } else {
-            // SAFETY: `vm_raw()` is valid while `this.apf` is (it holds the
-            // `VmWork`), and the shim holds its own reference on the mm.
-            unsafe { ffi::kvm_apf_shim_fault_in(this.apf.vm_raw(), this.hva as _, this.write) }
-        };
-        this.apf.complete(this.gfn, ret == 0, this.write);
-        // Everything the item owns goes now, possibly the last reference to
-        // the vCPU state and the VM's work (whose queue is then released
-        // from another context).
-        drop(this);
+    fn run(mut this: Pin<KBox<Self>>) {
+        // Always `Some` (type invariant); were it not, there would be
+        // nobody to report to, and the item just goes.
+        if let Some(apf) = this.as_mut().project().apf.take() {
+            let ret = if apf.is_dying() {
+                // Nobody waits for this page any more: leave it alone.
+                ESRCH.to_errno()
+            } else {
+                // SAFETY: `vm_raw()` is valid while `apf` is (it holds the
+                // `VmWork`), and the shim holds its own reference on the mm.
+                unsafe { ffi::kvm_apf_shim_fault_in(apf.vm_raw(), this.hva as _, this.write) }
+            };
+            // The item goes back to the pool of `apf`.
+            apf.complete(this, ret == 0);
+            // Possibly the last reference to the vCPU state (and its pool
+            // with this item) and to the VM's work (whose queue is then
+            // released from another context).
+            drop(apf);
+        }
         // SAFETY: the last thing the item does: drops the module reference
         // taken when it was queued. The return into module text that
         // follows is covered by the module exit's flush of the release

@@ -353,7 +353,8 @@ extern "C" fn kvm_apf_rs_vm_destroy(kvm: *mut Kvm) {
     forget_vm(kvm);
 }
 
-/// Cheap check at the stage-2 fault, before KVM tries `FOLL_NOWAIT`.
+/// Asked at a stage-2 fault once the `FOLL_NOWAIT` lookup has said the page
+/// needs I/O: can the guest be told about it now?
 ///
 /// # Safety
 ///
@@ -413,20 +414,17 @@ unsafe extern "C" fn kvm_apf_rs_fault_start(
     let Some(apf) = (unsafe { borrow(vcpu) }) else {
         return false;
     };
-    let Ok(work) = FaultWork::new(apf.into(), gfn, hva, write) else {
-        return false;
-    };
-    if !apf.reserve_work() {
+    let Some(work) = apf.reserve_work() else {
         // SAFETY: live vCPU.
         unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, SYNC_NO_COMPLETION_SLOT) };
         return false;
-    }
+    };
     let mut core = apf.core.lock();
     let actions = match core.state.fault_started_vm(gfn, &apf.vm_view(gfn)) {
         Ok(actions) => actions,
         Err(e) => {
             drop(core);
-            apf.unreserve_work();
+            apf.unreserve_work(work);
             // SAFETY: live vCPU.
             unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, sync_reason(e)) };
             return false;
@@ -446,13 +444,13 @@ unsafe extern "C" fn kvm_apf_rs_fault_start(
         // busy and later faults block, which is safe: ignored on purpose.
         let _ = unsafe { apf.execute(&undo) };
         drop(core);
-        apf.unreserve_work();
+        apf.unreserve_work(work);
         // SAFETY: live vCPU.
         unsafe { ffi::kvm_apf_shim_trace_sync(vcpu, ipa, SYNC_NOTIFY_FAILED) };
         return false;
     }
     drop(core);
-    FaultWork::queue(work);
+    FaultWork::queue(work, apf.into(), gfn, hva, write);
     true
 }
 

@@ -15,6 +15,7 @@ use kernel::{
     },
 };
 
+use crate::fault_work::FaultWork;
 use crate::ffi;
 use crate::ffi::ApfVm;
 use crate::ffi::Kvm;
@@ -130,6 +131,10 @@ struct Done {
     /// token the guest dropped (`DISABLE`, reset): they still hold a slot,
     /// so a guest cannot have more items in flight than it has slots.
     in_flight: usize,
+    /// The idle work items: `slots` are allocated with the state and
+    /// `pool.len() + in_flight` stays `slots`, so a reservation always
+    /// finds one and giving one back never allocates.
+    pool: KVec<Pin<KBox<FaultWork>>>,
     /// The vCPU is going away (or the VMM disabled the feature): no more
     /// kicks, no more fault-ins; items still in flight finish on their own.
     dying: bool,
@@ -181,6 +186,10 @@ impl VcpuApf {
         let table = Storage::zeroed(cap)?;
         let queue = Storage::zeroed(slots)?;
         let list = KVec::with_capacity(slots, GFP_KERNEL_ACCOUNT)?;
+        let mut pool = KVec::with_capacity(slots, GFP_KERNEL_ACCOUNT)?;
+        for _ in 0..slots {
+            pool.push(FaultWork::new_idle()?, GFP_KERNEL_ACCOUNT)?;
+        }
         let state = State::new(cfg, kernel::page::PAGE_SHIFT as u32, table, queue)
             .map_err(|_| EINVAL)?;
         // Room in the VM's ready queue for this vCPU's slots and WAKE_ALL.
@@ -193,7 +202,7 @@ impl VcpuApf {
         let kvm = unsafe { ffi::kvm_apf_shim_vcpu_kvm(vcpu) };
         Arc::pin_init(
             // INVARIANT: `vcpu` and `kvm` are live now, `dying` is false;
-            // `list` has `slots` entries of capacity.
+            // `list` has `slots` entries of capacity, `pool` `slots` items.
             try_pin_init!(VcpuApf {
                 vcpu,
                 kvm,
@@ -207,7 +216,7 @@ impl VcpuApf {
                     intids_edge: false,
                     sdei: SdeiState::new(ClientEl::El1),
                 }),
-                done <- new_spinlock!(Done { list, in_flight: 0, dying: false }),
+                done <- new_spinlock!(Done { list, in_flight: 0, pool, dying: false }),
             }),
             GFP_KERNEL_ACCOUNT,
         )
@@ -229,25 +238,34 @@ impl VcpuApf {
         VmMemory(self.kvm)
     }
 
-    /// Accounts for one more work item if a slot of this vCPU (counting
-    /// items whose token was dropped) and room in the VM are free.
-    pub(crate) fn reserve_work(&self) -> bool {
+    /// Takes an idle work item from the pool if a slot of this vCPU
+    /// (counting items whose token was dropped) and room in the VM are
+    /// free. Never allocates.
+    pub(crate) fn reserve_work(&self) -> Option<Pin<KBox<FaultWork>>> {
         let mut done = self.done.lock();
         if done.dying || done.list.len() + done.in_flight >= done.list.capacity() {
-            return false;
+            return None;
         }
         if !self.vm.reserve() {
-            return false;
+            return None;
         }
+        // Not empty: `in_flight` is below `slots` here.
+        let Some(work) = done.pool.pop() else {
+            self.vm.unreserve();
+            return None;
+        };
         done.in_flight += 1;
-        true
+        Some(work)
     }
 
     /// Gives back a reservation whose work item was never queued.
-    pub(crate) fn unreserve_work(&self) {
+    pub(crate) fn unreserve_work(&self, work: Pin<KBox<FaultWork>>) {
         let mut done = self.done.lock();
         done.in_flight = done.in_flight.saturating_sub(1);
         self.vm.unreserve();
+        // Cannot fail (room for `slots` items, one of them out); were it
+        // to, the item would be freed when the error is dropped.
+        let _ = done.pool.push_within_capacity(work);
     }
 
     /// Whether the vCPU is gone (or the feature disabled): the work item
@@ -256,9 +274,10 @@ impl VcpuApf {
         self.done.lock().dying
     }
 
-    /// A worker finished faulting in `gfn`: hand it to the vCPU, unless
-    /// that is gone.
-    pub(crate) fn complete(&self, gfn: u64, ok: bool, write: bool) {
+    /// A worker finished the fault-in of `work`: hand its gfn to the
+    /// vCPU, unless that is gone, and put the item back in the pool.
+    pub(crate) fn complete(&self, work: Pin<KBox<FaultWork>>, ok: bool) {
+        let (gfn, write) = work.fault();
         let mut done = self.done.lock();
         if !done.dying {
             let mut entry = gfn;
@@ -279,6 +298,10 @@ impl VcpuApf {
         }
         done.in_flight = done.in_flight.saturating_sub(1);
         self.vm.unreserve();
+        // Cannot fail, as in `unreserve_work`. The item's `run` is still
+        // on the stack: it touches the item no more, and the workqueue
+        // does not either once `run` has been called.
+        let _ = done.pool.push_within_capacity(work);
     }
 
     /// Takes one completion.

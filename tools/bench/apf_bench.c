@@ -1223,6 +1223,28 @@ int main(int argc, char *argv[])
 			       "of %.2f us  %s\n", delays_ms[d], fa->not_b_ms, fa->lost_exits,
 			       fa->exit_us, verdict(fa->lost_exits <= TARGET_LOST_EXITS));
 		}
+		/*
+		 * For reference: what serving one page costs beyond the delay
+		 * without async page faults (the exit, the userfaultfd round trip
+		 * through the page server, the wake-up, the mapping). On the
+		 * instruction clock the work of every emulated CPU advances the
+		 * one clock, so this host work is time in which B cannot run in
+		 * async mode either.
+		 */
+		printf("APF-BENCH table  for reference, a synchronous fault's cost beyond the delay:\n");
+		for (d = 0; d < NR_DELAYS; d++) {
+			const struct remote_fig *fs = &fig[d][0];
+			double over_ms = fs->wait_ms - delays_ms[d];
+
+			if (!fs->ok || fs->exit_us <= 0) {
+				printf("APF-BENCH table    %2u ms   n/a\n", delays_ms[d]);
+				continue;
+			}
+			printf("APF-BENCH table    %2u ms   %.3f ms = %.1f exit round trips\n",
+			       delays_ms[d], over_ms, over_ms * 1e3 / fs->exit_us);
+			json_fig("sync_cost_beyond_delay", delays_ms[d], "sync", true,
+				 over_ms * 1e3 / fs->exit_us, "exit round trips", NULL, false);
+		}
 		printf("APF-BENCH table  exits per async fault, attributed from tracepoints (%lu faults):\n",
 		       (unsigned long)np_sum);
 		if (attr_ok) {
