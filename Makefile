@@ -2,8 +2,9 @@
 #
 # Out-of-tree build of kvm_apf.ko (host) and kvm_apf_guest.ko (guest
 # driver). By default it builds against the cached, patched kernel that
-# tools/build-kernel.sh makes; KDIR= names your own prepared 7.3 build tree
-# with the c_shim/patches series applied.
+# tools/build-kernel.sh makes (APF_KERNEL=debug, the default, or perf: see
+# tools/lib.sh); KDIR= names your own prepared 7.3 build tree with the
+# c_shim/patches series applied.
 #
 #   make            build kvm_apf.ko and kvm_apf_guest.ko (into $(MO))
 #   make run        build everything, boot the emulated host, show the demo
@@ -12,8 +13,14 @@
 #   make clean
 
 APF_CACHE ?= /var/cache/kvm-apf
+APF_KERNEL ?= debug
+ifeq ($(APF_KERNEL),perf)
+KDIR ?= $(APF_CACHE)/kernel/build-perf
+MO ?= $(APF_CACHE)/module-perf
+else
 KDIR ?= $(APF_CACHE)/kernel/build
 MO ?= $(APF_CACHE)/module
+endif
 LIBCLANG_PATH ?= $(APF_CACHE)/tools/libclang/clang/native
 export LIBCLANG_PATH
 

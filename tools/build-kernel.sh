@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Build the patched arm64 7.3 host kernel (Image, modules, Module.symvers,
-# UAPI headers) in the cache outside the repository. The build is keyed by
+# UAPI headers) in the cache outside the repository: the debug kernel, or
+# with APF_KERNEL=perf the benchmark's (tools/lib.sh). The build is keyed by
 # everything it depends on; when nothing changed it returns in seconds.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -21,10 +22,13 @@ if [ -d "$PATCH_DIR" ]; then
 	while IFS= read -r p; do patches+=("$p"); done < <(ls "$PATCH_DIR"/*.patch 2>/dev/null | sort)
 fi
 
-key=$( {
+patches_key=$( {
 	cat "$KSRC_SHA256_FILE"
 	[ ${#patches[@]} -eq 0 ] || cat "${patches[@]}"
-	cat "$CONFIG_FRAGMENT" "$0" "$APF_ROOT/tools/lib.sh"
+} | sha256sum | cut -c1-16)
+key=$( {
+	echo "$patches_key $APF_KERNEL"
+	cat "${CONFIG_FRAGMENTS[@]}" "$0" "$APF_ROOT/tools/lib.sh"
 	${CROSS_COMPILE}gcc --version | head -1
 	$RUSTC_KERNEL --version
 	$BINDGEN --version
@@ -32,7 +36,7 @@ key=$( {
 
 if [ -f "$KBUILD_TREE/.apf-key" ] && [ "$(cat "$KBUILD_TREE/.apf-key")" = "$key" ] &&
    [ -f "$KBUILD_TREE/arch/arm64/boot/Image" ]; then
-	step "kernel up to date (key $key)"
+	step "$APF_KERNEL kernel up to date (key $key)"
 	exit 0
 fi
 
@@ -40,7 +44,7 @@ step "kernel source tree"
 base_id=$(cut -c1-16 "$KSRC_SHA256_FILE")
 if [ "$(cat "$KSRC_TREE/.git/apf-base" 2>/dev/null)" != "$base_id" ]; then
 	info "unpacking $(basename "$KSRC_TARBALL") and recording it as the base commit"
-	rm -rf "$KSRC_TREE" "$KBUILD_TREE"
+	rm -rf "$KSRC_TREE" "$KCACHE"/build*
 	mkdir -p "$KCACHE"
 	tar -C "$KCACHE" -xf "$KSRC_TARBALL"
 	mv "$KCACHE/linux-source-7.3" "$KSRC_TREE"
@@ -50,21 +54,30 @@ if [ "$(cat "$KSRC_TREE/.git/apf-base" 2>/dev/null)" != "$base_id" ]; then
 	echo "$base_id" >"$KSRC_TREE/.git/apf-base"
 fi
 
-step "applying ${#patches[@]} patch(es) from c_shim/patches"
+# The source tree is shared by both kernels: apply the series only when it
+# changed, so that building one kernel does not touch the other's sources.
 cd "$KSRC_TREE"
-git am --abort >/dev/null 2>&1 || true
-git checkout -q -f v7.3.4-base 2>/dev/null
-git clean -qfdx
-if [ ${#patches[@]} -gt 0 ]; then
-	git -c user.name=apf -c user.email=apf@localhost am -q --keep-cr "${patches[@]}" ||
-		{ git am --abort; die "a patch in c_shim/patches does not apply to 7.3.4" "rebase the series on v7.3.4-base in $KSRC_TREE"; }
-	git log --oneline v7.3.4-base..HEAD | sed 's/^/    /'
+if [ "$(cat "$KSRC_TREE/.git/apf-patches" 2>/dev/null)" = "$patches_key" ] &&
+   git diff --quiet HEAD; then
+	step "the ${#patches[@]} patch(es) of c_shim/patches are applied"
+else
+	step "applying ${#patches[@]} patch(es) from c_shim/patches"
+	rm -f "$KSRC_TREE/.git/apf-patches"
+	git am --abort >/dev/null 2>&1 || true
+	git checkout -q -f v7.3.4-base 2>/dev/null
+	git clean -qfdx
+	if [ ${#patches[@]} -gt 0 ]; then
+		git -c user.name=apf -c user.email=apf@localhost am -q --keep-cr "${patches[@]}" ||
+			{ git am --abort; die "a patch in c_shim/patches does not apply to 7.3.4" "rebase the series on v7.3.4-base in $KSRC_TREE"; }
+		git log --oneline v7.3.4-base..HEAD | sed 's/^/    /'
+	fi
+	echo "$patches_key" >"$KSRC_TREE/.git/apf-patches"
 fi
 
-step "configuring (allnoconfig + tools/kernel/apf.config)"
+step "configuring the $APF_KERNEL kernel (allnoconfig + $(for f in "${CONFIG_FRAGMENTS[@]}"; do printf 'tools/kernel/%s ' "$(basename "$f")"; done))"
 mkdir -p "$KBUILD_TREE"
 kmake -s O="$KBUILD_TREE" allnoconfig >/dev/null
-scripts/kconfig/merge_config.sh -m -O "$KBUILD_TREE" "$KBUILD_TREE/.config" "$CONFIG_FRAGMENT" >/dev/null
+scripts/kconfig/merge_config.sh -m -O "$KBUILD_TREE" "$KBUILD_TREE/.config" "${CONFIG_FRAGMENTS[@]}" >/dev/null
 kmake -s O="$KBUILD_TREE" olddefconfig >/dev/null
 dropped=
 while IFS= read -r line; do
@@ -74,15 +87,16 @@ while IFS= read -r line; do
 		opt=${line#\# }; opt=${opt%% *}
 		grep -q "^$opt=" "$KBUILD_TREE/.config" && dropped="$dropped\n  $line" ;;
 	esac
-done <"$CONFIG_FRAGMENT"
-[ -z "$dropped" ] || die "$(printf "options of tools/kernel/apf.config missing from the built .config:$dropped")" \
+done < <(cat "${CONFIG_FRAGMENTS[@]}")
+[ -z "$dropped" ] || die "$(printf "options of tools/kernel/*.config missing from the built .config:$dropped")" \
 	"a dependency is missing: add it to the fragment (see 'make menuconfig' help for the option)"
 
 step "building Image and modules (2 cores: about 10 minutes cold)"
 t0=$SECONDS
-kmake -s O="$KBUILD_TREE" -j"$(nproc)" Image modules >"$KCACHE/build.log" 2>&1 ||
-	{ tail -40 "$KCACHE/build.log"; die "kernel build failed (log: $KCACHE/build.log)"; }
-kmake -s O="$KBUILD_TREE" headers >>"$KCACHE/build.log" 2>&1 ||
-	{ tail -20 "$KCACHE/build.log"; die "make headers failed (log: $KCACHE/build.log)"; }
+blog=$KCACHE/build-$APF_KERNEL.log
+kmake -s O="$KBUILD_TREE" -j"$(nproc)" Image modules >"$blog" 2>&1 ||
+	{ tail -40 "$blog"; die "kernel build failed (log: $blog)"; }
+kmake -s O="$KBUILD_TREE" headers >>"$blog" 2>&1 ||
+	{ tail -20 "$blog"; die "make headers failed (log: $blog)"; }
 info "built in $((SECONDS - t0)) s"
 echo "$key" >"$KBUILD_TREE/.apf-key"

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Build the L2 guest's payload: a static arm64 workload (tools/l2/apf_work.c)
 # and an initramfs of static busybox, kvm_apf_guest.ko, the workload and
-# tools/l2/init, into $APF_CACHE/l2/:
+# tools/l2/init, into $APF_CACHE/l2/ ($APF_CACHE/l2-perf/ for APF_KERNEL=perf):
 #
 #   initramfs.cpio.gz   the initramfs
 #   apf_work            the workload binary
@@ -14,15 +14,15 @@
 #
 #   tools/build-l2.sh [GUEST_KO]
 #
-# GUEST_KO defaults to kvm_apf_guest.ko of `make modules` ($APF_CACHE/module),
-# else of a separate guest-module build ($APF_CACHE/module-guest).
+# GUEST_KO defaults to kvm_apf_guest.ko of `make modules` ($APF_CACHE/module,
+# or module-perf), else of a separate guest-module build ($APF_CACHE/module-guest).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-out=$APF_CACHE/l2
+out=$APF_L2_DIR
 ko=${1:-}
 if [ -z "$ko" ]; then
-	for d in "$APF_CACHE/module" "$APF_CACHE/module-guest"; do
+	for d in "$APF_MODULE_DIR" "$APF_CACHE/module-guest"; do
 		if [ -f "$d/kvm_apf_guest.ko" ]; then
 			ko=$d/kvm_apf_guest.ko
 			break

@@ -57,10 +57,10 @@ git -C "$scratch_src" am --abort >/dev/null 2>&1 || true
 git -C "$scratch_src" checkout -q -f --detach "$BASE_TAG"
 git -C "$scratch_src" clean -qfdx
 
-step "configuring (allnoconfig + tools/kernel/apf.config)"
+step "configuring (allnoconfig + tools/kernel/apf.config + debug.config)"
 cd "$scratch_src"
 kmake -s O="$scratch_build" allnoconfig >/dev/null
-scripts/kconfig/merge_config.sh -m -O "$scratch_build" "$scratch_build/.config" "$CONFIG_FRAGMENT" >/dev/null
+scripts/kconfig/merge_config.sh -m -O "$scratch_build" "$scratch_build/.config" "${CONFIG_FRAGMENTS[@]}" >/dev/null
 kmake -s O="$scratch_build" olddefconfig >/dev/null
 
 step "checking ${#patches[@]} patch(es) from $patch_dir (logs: $logs)"

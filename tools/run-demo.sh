@@ -8,14 +8,22 @@
 # L2 Linux guest (tools/vm/demo-l2.plan); summarise the consoles.
 # APF_DEMO_CLOCKS="icount" (or "wall", "icount-1cpu") runs those only;
 # APF_DEMO_L2BENCH=0 leaves the L2 workload benchmark out.
+# Everything here runs on the perf kernel (tools/lib.sh: the series without
+# the debugging options that make test's kernel has; APF_KERNEL=debug
+# benchmarks the debug kernel instead) and on QEMU 10 (tools/setup.sh; its
+# instruction clock gives each CPU its share of a turn; APF_QEMU= names
+# another emulator).
 set -euo pipefail
+APF_KERNEL=${APF_KERNEL:-perf}
 . "$(dirname "$0")/lib.sh"
 
 bash "$APF_ROOT/tools/setup.sh"
+APF_QEMU=${APF_QEMU:-$APF_QEMU10}
+export APF_QEMU
 bash "$APF_ROOT/tools/build-kernel.sh"
 step "building kvm_apf.ko and kvm_apf_guest.ko"
-make -s -C "$APF_ROOT" modules >"$APF_CACHE/module-build.log" 2>&1 ||
-	{ tail -40 "$APF_CACHE/module-build.log"; die "module build failed (log: $APF_CACHE/module-build.log)"; }
+make -s -C "$APF_ROOT" KDIR="$(kernel_build_dir)" MO="$APF_MODULE_DIR" modules >"$APF_CACHE/module-build-$APF_KERNEL.log" 2>&1 ||
+	{ tail -40 "$APF_CACHE/module-build-$APF_KERNEL.log"; die "module build failed (log: $APF_CACHE/module-build-$APF_KERNEL.log)"; }
 bash "$APF_ROOT/tools/build-selftests.sh"
 bash "$APF_ROOT/tools/build-vmm.sh"
 bash "$APF_ROOT/tools/build-l2.sh"

@@ -29,19 +29,19 @@ cp "$APF_TOOLS/busybox" "$root/bin/busybox"
 cp "$APF_ROOT/tools/vm/init" "$root/init"
 chmod +x "$root/init"
 cp "$plan" "$root/plan"
-[ -f "$APF_CACHE/module/kvm_apf.ko" ] && cp "$APF_CACHE/module/kvm_apf.ko" "$root/"
+[ -f "$APF_MODULE_DIR/kvm_apf.ko" ] && cp "$APF_MODULE_DIR/kvm_apf.ko" "$root/"
 if [ -d "$APF_CACHE/selftests/bin" ]; then
 	cp -r "$APF_CACHE/selftests/bin/." "$root/tests/"
 fi
 # The VMM (tools/build-vmm.sh) beside the tests; an L2 guest's payload
-# ($APF_CACHE/l2) in /l2, with this same Image as its kernel, only for a plan
+# ($APF_L2_DIR) in /l2, with this same Image as its kernel, only for a plan
 # that boots one (it mentions /l2/): the Image makes the initramfs larger.
 if [ -d "$APF_CACHE/vmm/bin" ]; then
 	cp -r "$APF_CACHE/vmm/bin/." "$root/tests/"
 fi
 if grep -q '/l2/' "$plan"; then
 	mkdir -p "$root/l2"
-	[ -d "$APF_CACHE/l2" ] && cp -r "$APF_CACHE/l2/." "$root/l2/"
+	[ -d "$APF_L2_DIR" ] && cp -r "$APF_L2_DIR/." "$root/l2/"
 	cp "$image" "$root/l2/Image"
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd"
@@ -68,14 +68,25 @@ icount-1cpu) clock_opts=(-icount shift=0,sleep=off -seed "${APF_SEED:-1}"); cpus
 wall) clock_opts=() ;;
 *) die "APF_CLOCK=$clock" "use APF_CLOCK=icount, icount-1cpu or wall" ;;
 esac
-info "booting (console log: $log, limit ${tmo}s, clock: $clock)"
+# APF_QEMU: the emulator; make run's benchmark uses QEMU 10 from
+# bookworm-backports (tools/setup.sh, $APF_QEMU10), whose round robin
+# shares each turn between the CPUs on the instruction clock (Documentation/
+# design.rst, "The instrument"); the default is the system's QEMU 7.2.
+qemu=${APF_QEMU:-qemu-system-aarch64}
+command -v "$qemu" >/dev/null || die "no emulator $qemu" "run tools/setup.sh"
+qver=$("$qemu" --version | head -1 | sed -E 's/^QEMU emulator version ([^ ]+).*/\1/')
+# The first line of the log says what ran (tools/bench/results.py keeps it).
+echo "APF-HOST kernel=$APF_KERNEL qemu=$qver clock=$clock cpus=$cpus" | tee "$log"
+info "(console log: $log, limit ${tmo}s)"
 set +e
-timeout --foreground -k 10 "$tmo" qemu-system-aarch64 \
+# -audiodev none: no audio backend is probed (QEMU 10 outside the system's
+# module folder would otherwise load the system 7.2's audio modules).
+timeout --foreground -k 10 "$tmo" "$qemu" \
 	-machine virt,virtualization=on,gic-version=3 -cpu max -smp "$cpus" -m 2048 \
-	-nographic -nic none -no-reboot "${clock_opts[@]}" \
+	-nographic -nic none -no-reboot -audiodev none,id=snd0 "${clock_opts[@]}" \
 	-kernel "$image" -initrd "$initrd" \
 	-append "console=ttyAMA0 rdinit=/init panic=-1 oops=panic kvm-arm.mode=vhe apf_clock=$clock ${APF_KERNEL_ARGS:-}" \
-	</dev/null 2>&1 | tee "$log"
+	</dev/null 2>&1 | tee -a "$log"
 rc=${PIPESTATUS[0]}
 set -e
 if [ "$rc" = 124 ]; then

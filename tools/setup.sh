@@ -148,4 +148,35 @@ else
 	rm -rf "$tmp" "$src/dl"
 	info "downloaded and verified"
 fi
+step "QEMU 10 for the benchmark ($QEMU10_PKG $QEMU10_VERSION, bookworm-backports)"
+q10=$APF_TOOLS/qemu10
+if [ "$(cat "$q10/version" 2>/dev/null)" = "$QEMU10_VERSION" ] && [ -x "$APF_QEMU10" ]; then
+	info "present"
+else
+	mkdir -p "$q10/lists/partial" "$q10/dl"
+	# As for the kernel source: the machine's own Debian entry, pointed at
+	# bookworm-backports, used only through private options. Extracted, not
+	# installed: the tests keep the system's QEMU 7.2.
+	sed -n '/^Types:/,/^$/p' /etc/apt/sources.list.d/debian.sources | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' |
+		sed 's/^Suites:.*/Suites: bookworm-backports/' >"$q10/backports.sources"
+	opts=(-o Dir::Etc::SourceList="$q10/backports.sources" -o Dir::Etc::SourceParts=/dev/null
+	      -o Dir::State::Lists="$q10/lists")
+	apt-get "${opts[@]}" update -q >/dev/null ||
+		die "apt-get update of bookworm-backports failed" "check the Debian archive is reachable"
+	rm -f "$q10"/dl/*.deb
+	(cd "$q10/dl" && apt-get "${opts[@]}" download "$QEMU10_PKG=$QEMU10_VERSION" >/dev/null 2>&1) ||
+		die "cannot download $QEMU10_PKG=$QEMU10_VERSION" "the suite may have moved on: pin the new version and its sha256 in tools/lib.sh and tools/qemu10.sha256"
+	deb=$(ls "$q10"/dl/${QEMU10_PKG}_*.deb)
+	(cd "$q10/dl" && sed "s|  .*|  $(basename "$deb")|" "$QEMU10_SHA256_FILE" | sha256sum -c --quiet) ||
+		die "sha256 of $deb does not match $QEMU10_SHA256_FILE"
+	rm -rf "$q10/root"
+	dpkg-deb -x "$deb" "$q10/root"
+	# Its libraries are bookworm's, those of the system's QEMU 7.2.
+	! ldd "$APF_QEMU10" | grep -q 'not found' ||
+		die "$APF_QEMU10 misses libraries: $(ldd "$APF_QEMU10" | grep 'not found' | tr -s ' \n\t' ' ')"
+	"$APF_QEMU10" --version >/dev/null || die "$APF_QEMU10 does not run"
+	rm -rf "$q10/dl" "$q10/lists"
+	echo "$QEMU10_VERSION" >"$q10/version"
+	info "extracted: $("$APF_QEMU10" --version | head -1)"
+fi
 step "setup done"

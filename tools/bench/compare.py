@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Compare the benchmark figures of two results.json files (tools/bench/results.py).
 
-Figures are matched by clock, name, delay and mode; for each pair the
+Figures are matched by clock, name, delay and mode (and a note says when
+the two runs of a clock were on another kernel or emulator); for each pair the
 percent difference (B - A) / A is printed, and marked when it exceeds the
 tolerance (default 2%, the issue's bar for two runs of one commit). Verdict
 changes (MET <-> MISSED) are marked too. Figures of one file only are listed
@@ -24,14 +25,15 @@ from results import key, label  # noqa: E402
 
 def figures(path, clock):
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    out = {}
+    out, hosts = {}, {}
     for run in doc["runs"]:
+        hosts[run.get("clock", "unknown")] = run.get("host", "")
         for f in run["figures"]:
             c = f.get("clock", run.get("clock", "unknown"))
             if clock and c != clock:
                 continue
             out[(c,) + key(f)] = f
-    return doc.get("commit", "?"), out
+    return doc.get("commit", "?"), out, hosts
 
 
 def main():
@@ -42,9 +44,14 @@ def main():
     ap.add_argument("b")
     args = ap.parse_args()
 
-    ca, fa = figures(args.a, args.clock)
-    cb, fb = figures(args.b, args.clock)
-    print(f"A: {args.a} ({ca})\nB: {args.b} ({cb})\ntolerance {args.tolerance:g}%\n")
+    ca, fa, ha = figures(args.a, args.clock)
+    cb, fb, hb = figures(args.b, args.clock)
+    print(f"A: {args.a} ({ca})\nB: {args.b} ({cb})\ntolerance {args.tolerance:g}%")
+    # Figures of another kernel or emulator are not two runs of one setup.
+    for c in sorted(set(ha) & set(hb)):
+        if ha[c] != hb[c]:
+            print(f"note: the {c} runs differ in setup: A {ha[c] or '?'}, B {hb[c] or '?'}")
+    print()
     rows, over = [], 0
     for k in [k for k in fa if k in fb]:
         va, vb = fa[k].get("value"), fb[k].get("value")

@@ -36,10 +36,13 @@ vCPU thread and the kvm_apf_ready of its token) it finds:
 
 and prints each step's time after the previous one, per fault and as
 medians and means, with where each task ran and whether a timer tick came between;
+where the time of the async phase went, per CPU and per fault, by what ran
+(guest, vCPU thread in the host, fault-in kworkers, the VMM's userfaultfd
+thread, idle, other tasks): exact on a one-CPU host on the instruction clock;
 and, for the wait between queued and wstart, what the worker's CPU did
 meanwhile (softirqs by vector, from irq:softirq_entry/exit).
 
-Usage: fault_trace.py CONSOLE_LOG [--faults N]
+Usage: fault_trace.py CONSOLE_LOG [--faults N] [--exit-us US]
 """
 
 import argparse
@@ -179,6 +182,56 @@ def softirqs(evs, a, b, cpu):
     return out
 
 
+def where_time_goes(evs, faults):
+    """Per CPU, the time between the first fault's exit and the last fault's
+    re-entry, split by what ran: the guest (the vCPU thread between
+    kvm_entry and kvm_exit), the vCPU thread in the host, the fault-in
+    kworkers, the VMM's userfaultfd thread, idle, anything else. Returns
+    {cpu: {class: seconds}} and the window's length. On a one-CPU host on
+    the instruction clock every instruction is on that one CPU, so the split
+    is exact: it is where an async fault's instructions go."""
+    # The first fault is apf_bench's warm-up page, with one-off costs
+    # around it: the window starts at the second.
+    faults = faults[1:]
+    firsts = [t.get("fexit", t["np"]) for t, _ in faults]
+    lasts = [t["entry"] for t, _ in faults if t.get("entry") is not None]
+    if not firsts or not lasts:
+        return {}, 0.0, 0
+    a, b = min(firsts), max(lasts)
+    vpids = {info["vpid"] for _, info in faults}
+    kpids = {int(info["kworker"].rsplit("-", 1)[1]) for _, info in faults}
+    upids = {int(info["upid"]) for _, info in faults if info["upid"]}
+
+    def cls(pid, in_guest):
+        if pid in vpids:
+            return "guest" if in_guest else "vCPU thread in the host"
+        if pid in kpids:
+            return "fault-in kworkers"
+        if pid in upids:
+            return "VMM userfaultfd thread"
+        if pid == 0:
+            return "idle"
+        return "other tasks"
+
+    cur, last_ts, guest, out = {}, {}, set(), {}
+    for e in evs[a:b + 1]:
+        c = e.cpu
+        if c in last_ts:
+            pid = cur.get(c, e.pid)
+            k = cls(pid, pid in guest)
+            out.setdefault(c, {}).setdefault(k, 0.0)
+            out[c][k] += e.ts - last_ts[c]
+        last_ts[c] = e.ts
+        cur[c] = e.pid
+        if e.ev == "sched_switch":
+            cur[c] = int(e.kv.get("next_pid", e.pid))
+        elif e.ev == "kvm_entry":
+            guest.add(e.pid)
+        elif e.ev == "kvm_exit":
+            guest.discard(e.pid)
+    return out, evs[b].ts - evs[a].ts, len(faults)
+
+
 def ticks_between(evs, a, b):
     return sum(1 for e in evs[a:b] if e.ev == "irq_handler_entry" and "arch_timer" in e.rest)
 
@@ -187,6 +240,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     ap.add_argument("log")
     ap.add_argument("--faults", type=int, default=4, help="faults printed in full")
+    ap.add_argument("--exit-us", type=float, default=0.0,
+                    help="one exit round trip in us (apf_bench's figure), to count in them")
     args = ap.parse_args()
     evs = load(args.log)
     if not evs:
@@ -224,6 +279,19 @@ def main():
     if tot and faults:
         print("softirqs on the worker's CPU between queued and wstart, mean per fault: " +
               ", ".join(f"{k} {v / len(faults):.0f} us" for k, v in sorted(tot.items())))
+    split, span, nf = where_time_goes(evs, faults)
+    if split and nf:
+        unit = f" = {{:.1f}} exit round trips of {args.exit_us} us" if args.exit_us else ""
+        print(f"where the time goes, per async fault ({nf} faults after the first,"
+              f" {span * 1e3:.3f} ms):")
+        for c in sorted(split):
+            for k, v in sorted(split[c].items(), key=lambda kv: -kv[1]):
+                us = v * 1e6 / nf
+                print(f"  cpu{c} {k:24} {us:9.1f} us" +
+                      (unit.format(us / args.exit_us) if args.exit_us else ""))
+        if len(split) > 1:
+            print("  (more than one CPU: on the instruction clock the CPUs take turns,"
+                  " so their rows overlap in time and do not add up)")
     print("over the faults, time since the previous step found (us):")
     print(f"  {'step':7} {'median':>9} {'mean':>9} {'max':>9}  n")
     for s in STEPS[1:]:

@@ -8,7 +8,8 @@ tools/bench/apf_bench.c prints every figure as a line
 on the emulated host's console. "collect" gathers the lines of one or more
 console logs (one per clock, e.g. an instruction-clock run and a wall-clock
 run) into OUT.json:
-  {"commit": ..., "runs": [{"clock": ..., "log": ..., "figures": [...]}]}
+  {"commit": ..., "runs": [{"clock": ..., "host": ..., "log": ..., "figures": [...]}]}
+where "host" is the console's APF-HOST line (kernel, emulator, clock, CPUs).
 Logs whose figures are of one clock are one run (e.g. an instruction-clock
 console and the L2 benchmark's figures of that run, tools/bench/l2_bench.py).
 "table" prints the figures of such a file side by side, one column per
@@ -44,6 +45,20 @@ def parse_log(path):
     return figures
 
 
+HOST = re.compile(r"APF-HOST (.*)")
+
+
+def parse_host(path):
+    """What the run was on: the first line of the console that
+    tools/run-host.sh writes (kernel, emulator, clock, CPUs); "" if none."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = HOST.search(line.replace("\r", ""))
+            if m:
+                return m.group(1).strip()
+    return ""
+
+
 def key(fig):
     """What identifies a figure within one run."""
     return (fig.get("name"), fig.get("delay_ms", 0), fig.get("mode", ""))
@@ -77,11 +92,13 @@ def collect(out, logs):
         # Logs of one clock (the benchmark's console, the L2 benchmark's
         # figures) make one run: one column of the table.
         same = next((r for r in runs if r["clock"] == clock), None)
+        host = parse_host(log)
         if same:
             same["log"] += f" {log}"
             same["figures"] += figures
+            same["host"] = same["host"] or host
         else:
-            runs.append({"clock": clock, "log": str(log), "figures": figures})
+            runs.append({"clock": clock, "host": host, "log": str(log), "figures": figures})
     doc = {"commit": commit(), "runs": runs}
     Path(out).write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return doc
@@ -127,6 +144,9 @@ def table(doc, brief=False):
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
     for r in [head] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for r in runs:
+        if r.get("host"):
+            print(f"{r['clock']}: {r['host']}")
 
 
 def main(argv):
