@@ -8,6 +8,21 @@ set -euo pipefail
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
+# private_suite DIR SUITE: sets opts to apt-get options that reach Debian's
+# SUITE through a private source list, the machine's own Debian entry
+# (/etc/apt/sources.list.d/debian.sources) with its Suites line changed, and
+# private lists in DIR/lists, updated here; the system's apt configuration
+# is untouched.
+private_suite() {
+	mkdir -p "$1/lists/partial"
+	sed -n '/^Types:/,/^$/p' /etc/apt/sources.list.d/debian.sources | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' |
+		sed "s/^Suites:.*/Suites: $2/" >"$1/$2.sources"
+	opts=(-o Dir::Etc::SourceList="$1/$2.sources" -o Dir::Etc::SourceParts=/dev/null
+	      -o Dir::State::Lists="$1/lists")
+	apt-get "${opts[@]}" update -q >/dev/null ||
+		die "apt-get update of $2 failed" "check the Debian archive is reachable"
+}
+
 DEB_PKGS="gcc-aarch64-linux-gnu libc6-dev-arm64-cross rustc-web rust-web-src
 	qemu-system-arm flex bison bc libelf-dev libssl-dev cpio kmod make gcc
 	python3 xz-utils git perl spin"
@@ -124,15 +139,8 @@ if [ -f "$KSRC_TARBALL" ]; then
 	info "present"
 else
 	src=$APF_TOOLS/apt-backports
-	mkdir -p "$src/lists/partial" "$src/dl"
-	# The machine's own Debian entry, pointed at trixie-backports; used only
-	# through private options so the system's apt configuration is untouched.
-	sed -n '/^Types:/,/^$/p' /etc/apt/sources.list.d/debian.sources | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' |
-		sed 's/^Suites:.*/Suites: trixie-backports/' >"$src/backports.sources"
-	opts=(-o Dir::Etc::SourceList="$src/backports.sources" -o Dir::Etc::SourceParts=/dev/null
-	      -o Dir::State::Lists="$src/lists")
-	apt-get "${opts[@]}" update -q >/dev/null ||
-		die "apt-get update of trixie-backports failed" "check the Debian archive is reachable"
+	mkdir -p "$src/dl"
+	private_suite "$src" trixie-backports
 	(cd "$src/dl" && apt-get "${opts[@]}" download "$KSRC_PKG=$KSRC_VERSION" >/dev/null) ||
 		die "cannot download $KSRC_PKG=$KSRC_VERSION" "the suite may have moved on: pin the new version and its sha256 in tools/lib.sh and tools/linux-source.sha256"
 	deb=$(ls "$src"/dl/${KSRC_PKG}_*.deb)
@@ -153,16 +161,9 @@ q10=$APF_TOOLS/qemu10
 if [ "$(cat "$q10/version" 2>/dev/null)" = "$QEMU10_VERSION" ] && [ -x "$APF_QEMU10" ]; then
 	info "present"
 else
-	mkdir -p "$q10/lists/partial" "$q10/dl"
-	# As for the kernel source: the machine's own Debian entry, pointed at
-	# bookworm-backports, used only through private options. Extracted, not
-	# installed: the tests keep the system's QEMU 7.2.
-	sed -n '/^Types:/,/^$/p' /etc/apt/sources.list.d/debian.sources | awk 'BEGIN{RS="";ORS="\n\n"} NR==1' |
-		sed 's/^Suites:.*/Suites: bookworm-backports/' >"$q10/backports.sources"
-	opts=(-o Dir::Etc::SourceList="$q10/backports.sources" -o Dir::Etc::SourceParts=/dev/null
-	      -o Dir::State::Lists="$q10/lists")
-	apt-get "${opts[@]}" update -q >/dev/null ||
-		die "apt-get update of bookworm-backports failed" "check the Debian archive is reachable"
+	mkdir -p "$q10/dl"
+	# Extracted, not installed: the tests keep the system's QEMU 7.2.
+	private_suite "$q10" bookworm-backports
 	rm -f "$q10"/dl/*.deb
 	(cd "$q10/dl" && apt-get "${opts[@]}" download "$QEMU10_PKG=$QEMU10_VERSION" >/dev/null 2>&1) ||
 		die "cannot download $QEMU10_PKG=$QEMU10_VERSION" "the suite may have moved on: pin the new version and its sha256 in tools/lib.sh and tools/qemu10.sha256"
