@@ -3,7 +3,8 @@
 # Every test level, one verdict:
 #   1. host: cargo test of the module's pure logic (with the fuzz corpus
 #      replayed), a bounded fuzzing run, SPIN model checking of the
-#      page-ready protocols, unit tests of the harness;
+#      page-ready protocols, unit tests of the harness and of the
+#      benchmark's tools;
 #   2. KUnit suites of kvm_apf.ko, run at insmod in the emulated arm64 host;
 #   3. kselftest-style end-to-end tests of the project and the stock KVM
 #      selftest regression set, in the emulated host with the module loaded.
@@ -61,19 +62,18 @@ bash "$APF_ROOT/tools/model/check.sh" | tee "$APF_CACHE/model.log"
 set -e
 tally "$(grep -c ': ok' "$APF_CACHE/model.log")" "$(grep -c ': FAILED' "$APF_CACHE/model.log")" 0 "model checking"
 
-step "level 1: harness self-tests"
+step "level 1: self-tests of the harness and of the benchmark's tools"
 log=$APF_CACHE/harness-test.log
-set +e
+h_rc=0
 KUNIT_PY=$(kernel_source_dir)/tools/testing/kunit/kunit.py \
-	python3 -m unittest discover -s "$APF_ROOT/tools/harness" -p 'test_*.py' >"$log" 2>&1
-h_rc=$?
-set -e
-h_run=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log")
+	python3 -m unittest discover -s "$APF_ROOT/tools/harness" -p 'test_*.py' >"$log" 2>&1 || h_rc=1
+python3 -m unittest discover -s "$APF_ROOT/tools/bench" -p 'test_*.py' >>"$log" 2>&1 || h_rc=1
+h_run=$(sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p' "$log" | sum)
 h_fail=$(sed -nE 's/.*(failures|errors)=([0-9]+).*/\2/p' "$log" | sum)
 h_skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | sum)
 [ "$h_rc" = 0 ] || [ "$h_fail" != 0 ] || h_fail=1
 [ "$h_rc" = 0 ] || cat "$log"
-tally $(( ${h_run:-0} - ${h_fail:-0} - ${h_skip:-0} )) "${h_fail:-0}" "${h_skip:-0}" "harness unittest"
+tally $(( ${h_run:-0} - ${h_fail:-0} - ${h_skip:-0} )) "${h_fail:-0}" "${h_skip:-0}" "harness and bench tools unittest"
 
 step "building kvm_apf.ko and kvm_apf_guest.ko"
 make -s -C "$APF_ROOT" KDIR="$(kernel_build_dir)" MO="$APF_MODULE_DIR" modules >"$APF_CACHE/module-build-$APF_KERNEL.log" 2>&1 ||
