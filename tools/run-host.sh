@@ -63,8 +63,10 @@ fi
 clock=${APF_CLOCK:-wall}
 cpus=2
 case "$clock" in
-icount) clock_opts=(-icount shift=0,sleep=off -seed "${APF_SEED:-1}") ;;
-icount-1cpu) clock_opts=(-icount shift=0,sleep=off -seed "${APF_SEED:-1}"); cpus=1 ;;
+icount | icount-1cpu)
+	clock_opts=(-icount shift=0,sleep=off -seed "${APF_SEED:-1}")
+	[ "$clock" = icount ] || cpus=1
+	;;
 wall) clock_opts=() ;;
 *) die "APF_CLOCK=$clock" "use APF_CLOCK=icount, icount-1cpu or wall" ;;
 esac
