@@ -85,6 +85,16 @@ esac
 
 # KDIR= points at a user's own prepared 7.3 build tree instead of the cache.
 kernel_build_dir() { echo "${KDIR:-$KBUILD_TREE}"; }
+
+# build_modules: kvm_apf.ko and kvm_apf_guest.ko for this APF_KERNEL, into
+# APF_MODULE_DIR (the Makefile's modules target, pointed at this kernel).
+build_modules() {
+	local blog=$APF_CACHE/module-build-$APF_KERNEL.log
+
+	step "building kvm_apf.ko and kvm_apf_guest.ko"
+	make -s -C "$APF_ROOT" KDIR="$(kernel_build_dir)" MO="$APF_MODULE_DIR" modules >"$blog" 2>&1 ||
+		{ tail -40 "$blog"; die "module build failed (log: $blog)"; }
+}
 kernel_source_dir() {
 	if [ -n "${KDIR:-}" ]; then
 		if [ -e "$KDIR/source" ]; then readlink -f "$KDIR/source"; else echo "$KDIR"; fi

@@ -21,9 +21,7 @@ bash "$APF_ROOT/tools/setup.sh"
 APF_QEMU=${APF_QEMU:-$APF_QEMU10}
 export APF_QEMU
 bash "$APF_ROOT/tools/build-kernel.sh"
-step "building kvm_apf.ko and kvm_apf_guest.ko"
-make -s -C "$APF_ROOT" KDIR="$(kernel_build_dir)" MO="$APF_MODULE_DIR" modules >"$APF_CACHE/module-build-$APF_KERNEL.log" 2>&1 ||
-	{ tail -40 "$APF_CACHE/module-build-$APF_KERNEL.log"; die "module build failed (log: $APF_CACHE/module-build-$APF_KERNEL.log)"; }
+build_modules
 bash "$APF_ROOT/tools/build-selftests.sh"
 bash "$APF_ROOT/tools/build-vmm.sh"
 bash "$APF_ROOT/tools/build-l2.sh"

@@ -75,9 +75,7 @@ h_skip=$(sed -nE 's/.*skipped=([0-9]+).*/\1/p' "$log" | sum)
 [ "$h_rc" = 0 ] || cat "$log"
 tally $(( ${h_run:-0} - ${h_fail:-0} - ${h_skip:-0} )) "${h_fail:-0}" "${h_skip:-0}" "harness and bench tools unittest"
 
-step "building kvm_apf.ko and kvm_apf_guest.ko"
-make -s -C "$APF_ROOT" KDIR="$(kernel_build_dir)" MO="$APF_MODULE_DIR" modules >"$APF_CACHE/module-build-$APF_KERNEL.log" 2>&1 ||
-	{ tail -40 "$APF_CACHE/module-build-$APF_KERNEL.log"; die "module build failed (log: $APF_CACHE/module-build-$APF_KERNEL.log)"; }
+build_modules
 bash "$APF_ROOT/tools/build-selftests.sh"
 bash "$APF_ROOT/tools/build-vmm.sh"
 bash "$APF_ROOT/tools/build-l2.sh"

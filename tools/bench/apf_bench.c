@@ -754,6 +754,16 @@ static u64 helpers_cpu_ns(void)
 }
 
 /*
+ * Whether helpers_cpu_ns() splits the lost time exactly: only on a one-CPU
+ * host. With more CPUs a task's CPU time on the instruction clock also
+ * counts the turns the other CPUs took meanwhile.
+ */
+static bool helpers_split_exact(void)
+{
+	return sysconf(_SC_NPROCESSORS_ONLN) == 1;
+}
+
+/*
  * Put the calling (vCPU) thread on the last online CPU, after the page
  * server's thread was created (it keeps its own placement). On the
  * instruction clock QEMU runs the emulated CPUs in turns, and an interrupt
@@ -1131,9 +1141,8 @@ static void report_run(const struct remote_result *r, const struct remote_fig *f
 	json_fig("util_work", delay_ms, mode, true, f->util_work, NULL, NULL, false);
 	json_fig("not_b_per_page", delay_ms, mode, true, f->not_b_ms, "ms", NULL, false);
 	json_fig("exit_round_trip", delay_ms, mode, true, f->exit_us, "us", NULL, false);
-	/* Exact only on one CPU (see the table): null on more. */
-	json_fig("helpers_cpu_per_page", delay_ms, mode, sysconf(_SC_NPROCESSORS_ONLN) == 1,
-		 f->helpers_us, "us", NULL, false);
+	json_fig("helpers_cpu_per_page", delay_ms, mode, helpers_split_exact(), f->helpers_us,
+		 "us", NULL, false);
 	json_fig("exits_per_page_stat", delay_ms, mode, true, ratio(r->exits_remote, NR_REMOTE),
 		 NULL, NULL, false);
 	json_fig("background_exits_per_ms", delay_ms, mode, x->ok, f->bg_per_ms, NULL, NULL,
@@ -1354,12 +1363,7 @@ int main(int argc, char *argv[])
 				printf("APF-BENCH table    %2u ms   n/a\n", delays_ms[d]);
 				continue;
 			}
-			/*
-			 * With more than one emulated CPU a task's CPU time also
-			 * counts the turns the other CPUs took meanwhile: only a
-			 * one-CPU host splits the time exactly.
-			 */
-			if (sysconf(_SC_NPROCESSORS_ONLN) > 1) {
+			if (!helpers_split_exact()) {
 				printf("APF-BENCH table    %2u ms   n/a on %ld CPUs (a task's CPU time also counts "
 				       "the other CPUs' turns: see the one-CPU clock)\n", delays_ms[d],
 				       sysconf(_SC_NPROCESSORS_ONLN));

@@ -52,6 +52,13 @@ class ResultsAndCompare(unittest.TestCase):
         return subprocess.run([sys.executable, os.path.join(HERE, "compare.py"), a, b],
                               capture_output=True, text=True, check=False)
 
+    def compare_runs(self, host_a, wait_a, host_b, wait_b):
+        """compare.py on two one-figure runs: a wait per page of wait_a on
+        host_a, and of wait_b on host_b."""
+        a, _ = self.collect("a.json", [self.log("a.log", host_a, [fig("wait_per_page", wait_a)])])
+        b, _ = self.collect("b.json", [self.log("b.log", host_b, [fig("wait_per_page", wait_b)])])
+        return self.compare(a, b)
+
     def test_host_line_kept_with_the_run(self):
         host = "kernel=perf qemu=10.0.2 clock=icount cpus=2"
         _, doc = self.collect("r.json", [self.log("a.log", host, [fig("wait_per_page", 1.3)])])
@@ -64,26 +71,19 @@ class ResultsAndCompare(unittest.TestCase):
 
     def test_compare_within_tolerance_passes(self):
         host = "kernel=perf qemu=10.0.2 clock=icount cpus=2"
-        a, _ = self.collect("a.json", [self.log("a.log", host, [fig("wait_per_page", 1.000)])])
-        b, _ = self.collect("b.json", [self.log("b.log", host, [fig("wait_per_page", 1.019)])])
-        r = self.compare(a, b)
+        r = self.compare_runs(host, 1.000, host, 1.019)
         self.assertEqual(r.returncode, 0, r.stdout)
         self.assertNotIn("differ in setup", r.stdout)
 
     def test_compare_fails_beyond_tolerance(self):
         host = "kernel=perf qemu=10.0.2 clock=icount cpus=2"
-        a, _ = self.collect("a.json", [self.log("a.log", host, [fig("wait_per_page", 1.00)])])
-        b, _ = self.collect("b.json", [self.log("b.log", host, [fig("wait_per_page", 1.03)])])
-        r = self.compare(a, b)
+        r = self.compare_runs(host, 1.00, host, 1.03)
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertIn("<--", r.stdout)
 
     def test_compare_notes_another_setup(self):
-        a, _ = self.collect("a.json", [self.log("a.log", "kernel=debug qemu=7.2.22 clock=icount cpus=2",
-                                                [fig("wait_per_page", 1.0)])])
-        b, _ = self.collect("b.json", [self.log("b.log", "kernel=perf qemu=10.0.2 clock=icount cpus=2",
-                                                [fig("wait_per_page", 1.0)])])
-        r = self.compare(a, b)
+        r = self.compare_runs("kernel=debug qemu=7.2.22 clock=icount cpus=2", 1.0,
+                              "kernel=perf qemu=10.0.2 clock=icount cpus=2", 1.0)
         self.assertIn("note: the icount runs differ in setup", r.stdout)
 
 
